@@ -1,7 +1,60 @@
-"""saetta: columnar analysis of event data."""
+"""saetta: columnar analysis of fundamental-physics event data, from a laptop to a batch system.
+
+The data flow, one module per stage::
+
+    storage.py   ->  dataset.py  ->  formats/  ->  events.py, kernels.py
+    (files)          (work units)    (readers)     (lazy NanoAOD view, numba loops)
+    ->  accumulate.py  ->  execute/           ->  output.py
+        (merging)          (run, executors)       (ROOT / JSON files)
+
+Examples
+--------
+>>> import saetta
+>>> ds = saetta.Dataset.open("data/*.root")  # doctest: +SKIP
+>>> result = saetta.run(my_analysis, ds, executor="processes:2")  # doctest: +SKIP
+>>> result.report  # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
 from saetta._version import __version__
+from saetta.dataset import Dataset, FileInfo, WorkUnit, available_formats
+from saetta.errors import (
+    AnalysisError,
+    DatasetError,
+    ExecutorError,
+    FormatError,
+    MissingBranchError,
+    SaettaError,
+    StorageError,
+    UnitError,
+    UseCaseError,
+)
+from saetta.execute import Failure, LocalExecutor, Result, RunReport, available_executors, run
 
-__all__ = ["__version__"]
+__all__ = [
+    "AnalysisError",
+    "Dataset",
+    "DatasetError",
+    "ExecutorError",
+    "Failure",
+    "FileInfo",
+    "FormatError",
+    "LocalExecutor",
+    "MissingBranchError",
+    "Result",
+    "RunReport",
+    "SaettaError",
+    "StorageError",
+    "UnitError",
+    "UseCaseError",
+    "WorkUnit",
+    "__version__",
+    "available_executors",
+    "available_formats",
+    "run",
+]
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,117 @@
+"""Stage: foundation (layer 0) — saetta's one exception hierarchy.
+
+::
+
+    SaettaError
+    ├── DatasetError        bad dataset spec, entry-count mismatch        .path
+    ├── StorageError        a file cannot be opened or read               .url
+    ├── FormatError         unreadable file, missing tree, bad type       .path .tree
+    │   └── MissingBranchError (also KeyError)                            .branch .available
+    ├── AnalysisError       the analysis returned something unmergeable   .key
+    ├── UnitError           a work unit failed                            .unit (__cause__)
+    ├── ExecutorError       unknown executor, missing extra               .name
+    └── UseCaseError        infeasible or malformed requirement
+
+Every error carries its context both as attributes and in ``str(exc)``, so the
+one line the command-line tool prints names the culprit.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = [
+    "AnalysisError",
+    "DatasetError",
+    "ExecutorError",
+    "FormatError",
+    "MissingBranchError",
+    "SaettaError",
+    "StorageError",
+    "UnitError",
+    "UseCaseError",
+]
+
+
+class SaettaError(Exception):
+    """Base class of every error saetta raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only context must survive the trip back from a worker process.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class DatasetError(SaettaError):
+    """A dataset specification is malformed or inconsistent."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class StorageError(SaettaError):
+    """A file could not be found, opened or read."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class FormatError(SaettaError):
+    """A file is not in a readable format, or lacks the expected tree."""
+
+    def __init__(self, message: str, *, path: str, tree: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.tree = tree
+
+
+class MissingBranchError(FormatError, KeyError):
+    """A branch (column) the analysis needs is not in the file."""
+
+    def __init__(self, branch: str, *, path: str, tree: str, available: Iterable[str]) -> None:
+        self.branch = branch
+        self.available = tuple(available)
+        near = difflib.get_close_matches(branch, self.available, n=3)
+        hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+        super().__init__(f"{branch!r} not in {tree} of {path}{hint}", path=path, tree=tree)
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class AnalysisError(SaettaError):
+    """The analysis returned a value that saetta cannot merge across work units."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class UnitError(SaettaError):
+    """A work unit failed; the original exception is ``__cause__``."""
+
+    def __init__(self, message: str, *, unit: Any) -> None:
+        super().__init__(message)
+        self.unit = unit
+
+
+class ExecutorError(SaettaError):
+    """An executor is unknown, or needs an optional dependency that is missing."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class UseCaseError(SaettaError):
+    """A use-case requirement is malformed or cannot be met."""
+
+
+def _rebuild(cls: type[SaettaError], args: tuple[Any, ...], state: dict[str, Any]) -> SaettaError:
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc

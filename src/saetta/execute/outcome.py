@@ -1,0 +1,176 @@
+"""Stage: execute (layer 6) — the values a run produces: per-unit outcomes, the report, the result."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from saetta.dataset import WorkUnit
+
+__all__ = ["Failure", "Result", "RunReport", "UnitOutcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why one work unit produced no result."""
+
+    unit: WorkUnit
+    error: str  # exception type name
+    message: str
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.unit} ({self.unit.num_entries:,} events): {self.error}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class UnitOutcome:
+    """What running the analysis on one work unit gave back to the driver."""
+
+    unit: WorkUnit
+    result: Any = None
+    failure: Failure | None = None
+    columns: tuple[str, ...] = ()
+    bytes_read: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """Measured facts about one run: what was processed, what was not, how fast."""
+
+    dataset: str
+    executor: str
+    chunk_size: int
+    files: int
+    units_total: int
+    units_done: int
+    events_total: int
+    events_processed: int
+    bytes_read: int
+    wall_seconds: float
+    unit_seconds: float
+    columns: tuple[str, ...]
+    failures: tuple[Failure, ...] = field(default=())
+
+    @property
+    def complete(self) -> bool:
+        return self.events_processed == self.events_total and not self.failures
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events_processed / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @property
+    def events_missing(self) -> int:
+        return self.events_total - self.events_processed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "executor": self.executor,
+            "chunk_size": self.chunk_size,
+            "files": self.files,
+            "units_total": self.units_total,
+            "units_done": self.units_done,
+            "events_total": self.events_total,
+            "events_processed": self.events_processed,
+            "events_missing": self.events_missing,
+            "bytes_read": self.bytes_read,
+            "wall_seconds": self.wall_seconds,
+            "unit_seconds": self.unit_seconds,
+            "events_per_second": self.events_per_second,
+            "columns": list(self.columns),
+            "complete": self.complete,
+            "failures": [
+                {
+                    "unit": f.unit.id,
+                    "path": f.unit.path,
+                    "start": f.unit.start,
+                    "stop": f.unit.stop,
+                    "events": f.unit.num_entries,
+                    "error": f.error,
+                    "message": f.message,
+                }
+                for f in self.failures
+            ],
+        }
+
+    def _rows(self) -> list[tuple[str, str]]:
+        return [
+            ("dataset", self.dataset),
+            ("executor", self.executor),
+            ("events", f"{self.events_processed:,} of {self.events_total:,} processed"),
+            ("units", f"{self.units_done:,} of {self.units_total:,} done ({self.files} files)"),
+            ("bytes read", f"{self.bytes_read / 1e6:,.1f} MB"),
+            ("wall time", f"{self.wall_seconds:,.2f} s"),
+            ("rate", f"{self.events_per_second:,.0f} events/s"),
+            ("columns", ", ".join(self.columns) or "none"),
+        ]
+
+    def __str__(self) -> str:
+        lines = [f"{k:>11}: {v}" for k, v in self._rows()]
+        if self.failures:
+            lines.append(
+                f"{'FAILED':>11}: {len(self.failures)} units, {self.events_missing:,} events "
+                "not processed:"
+            )
+            lines.extend(f"{'':>13}{f}" for f in self.failures)
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:right'>{k}</th><td style='text-align:left'>"
+            f"{html.escape(v)}</td></tr>"
+            for k, v in self._rows()
+        )
+        fails = "".join(f"<li>{html.escape(str(f))}</li>" for f in self.failures)
+        failed = f"<p style='color:#b00'><b>Failed units</b></p><ul>{fails}</ul>" if fails else ""
+        return f"<table>{rows}</table>{failed}"
+
+
+class Result(Mapping[str, Any]):
+    """The merged output of an analysis over a dataset, with its :class:`RunReport`.
+
+    Behaves as the dict the analysis returned: ``result["met"]`` is the merged
+    ``hist.Hist``.
+    """
+
+    def __init__(self, output: Mapping[str, Any], report: RunReport) -> None:
+        self._output = dict(output)
+        self.report = report
+
+    def __getitem__(self, key: str) -> Any:
+        return self._output[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._output)
+
+    def __len__(self) -> int:
+        return len(self._output)
+
+    def __repr__(self) -> str:
+        keys = ", ".join(self._output)
+        state = "complete" if self.report.complete else "PARTIAL"
+        return (
+            f"<Result {state}: {self.report.events_processed:,} events, "
+            f"{self.report.wall_seconds:.2f} s; {keys}>"
+        )
+
+    def _repr_html_(self) -> str:
+        items = "".join(
+            f"<li><code>{html.escape(k)}</code>: {html.escape(_describe(v))}</li>"
+            for k, v in self._output.items()
+        )
+        return f"<b>{html.escape(repr(self))}</b><ul>{items}</ul>{self.report._repr_html_()}"
+
+
+def _describe(value: Any) -> str:
+    if hasattr(value, "axes") and hasattr(value, "sum"):
+        axes = ", ".join(f"{getattr(a, 'name', '') or 'axis'}[{len(a)} bins]" for a in value.axes)
+        return f"{type(value).__name__}({axes}), total {value.sum(flow=True)}"
+    if isinstance(value, Mapping):
+        return f"dict of {len(value)}"
+    return repr(value)

@@ -1,0 +1,107 @@
+"""Stage: execute (layer 6) — run the analysis on one work unit, on whatever worker holds it.
+
+This is the work-unit boundary: the one place where any exception is caught,
+and turned into a :class:`~saetta.execute.outcome.Failure` naming the unit.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cloudpickle
+
+from saetta._typing import Reader
+from saetta.accumulate import check
+from saetta.dataset import WorkUnit, open_reader
+from saetta.errors import AnalysisError, SaettaError
+from saetta.events import ColumnCache, build_events
+from saetta.execute.outcome import Failure, UnitOutcome
+
+__all__ = ["Analysis", "run_unit"]
+
+Analysis = Callable[[Any], Any]
+
+
+def run_unit(
+    analysis: Analysis | bytes, unit: WorkUnit, prefetch: Sequence[str] = ()
+) -> UnitOutcome:
+    """Run ``analysis`` over ``unit``; never raises for a failure of the unit itself.
+
+    ``analysis`` is the function, or its cloudpickle (so a worker deserialises
+    it once, not once per unit). ``prefetch`` names columns earlier units
+    touched, read here in one call before the analysis starts.
+    """
+    started = time.perf_counter()
+    reader: Reader | None = None
+    bytes_before = 0
+    cache: ColumnCache | None = None
+    try:
+        function = _load(analysis) if isinstance(analysis, bytes) else analysis
+        reader = _open(unit.path, unit.tree, unit.format, *_identity(unit.path))
+        bytes_before = reader.bytes_read
+        cache = ColumnCache(reader, unit.start, unit.stop)
+        cache.prefetch(prefetch)
+        events = build_events(
+            cache,
+            attrs={"path": unit.path, "tree": unit.tree, "start": unit.start, "stop": unit.stop},
+        )
+        result = function(events)
+        if not isinstance(result, dict):
+            msg = (
+                f"the analysis returned a {type(result).__name__}; it must return a dict "
+                "of results, e.g. {'met': hist}"
+            )
+            raise AnalysisError(msg)
+        check(result)
+    except Exception as exc:  # noqa: BLE001 - the work-unit boundary names every failure
+        failure = Failure(
+            unit=unit,
+            error=type(exc).__name__,
+            message=_message(exc),
+            traceback="" if isinstance(exc, SaettaError) else traceback.format_exc(),
+        )
+        return UnitOutcome(
+            unit,
+            failure=failure,
+            columns=tuple(cache.touched) if cache else (),
+            bytes_read=(reader.bytes_read - bytes_before) if reader else 0,
+            seconds=time.perf_counter() - started,
+        )
+    return UnitOutcome(
+        unit,
+        result=result,
+        columns=tuple(cache.touched),
+        bytes_read=reader.bytes_read - bytes_before,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(pickled: bytes) -> Analysis:
+    function: Analysis = cloudpickle.loads(pickled)
+    return function
+
+
+def _identity(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _open(path: str, tree: str, format: str, size: int, mtime_ns: int) -> Reader:
+    # Keyed by size and mtime too, so a file rewritten between two runs in the same
+    # process (a notebook regenerating its sample) is opened afresh, never served stale.
+    return open_reader(path, tree, format)

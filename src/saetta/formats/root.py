@@ -1,0 +1,162 @@
+"""Stage: formats (layer 3) — ROOT files (TTree, and RNTuple where uproot reads it) via uproot."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from saetta._typing import Column, Jagged
+from saetta.errors import FormatError, MissingBranchError, StorageError
+
+__all__ = ["RootReader"]
+
+# What uproot raises on a file that is truncated, corrupt or not ROOT at all. uproot
+# has no single error type for it, so the list is explicit.
+_UNREADABLE = (
+    OSError,
+    ValueError,
+    TypeError,
+    IndexError,
+    AssertionError,
+    struct.error,
+    zlib.error,
+    uproot.deserialization.DeserializationError,
+)
+
+
+class RootReader:
+    """Reads NanoAOD-style flat and jagged numeric branches of one tree of a ROOT file."""
+
+    def __init__(self, path: str, tree: str = "Events") -> None:
+        self.path = path
+        self.tree = tree
+        try:
+            self._file = uproot.open(path)
+        except FileNotFoundError as exc:
+            msg = f"file not found: {path}"
+            raise StorageError(msg, url=path) from exc
+        except PermissionError as exc:
+            msg = f"permission denied: {path}"
+            raise StorageError(msg, url=path) from exc
+        except _UNREADABLE as exc:
+            msg = f"{path} is not a readable ROOT file ({_reason(exc)})"
+            raise FormatError(msg, path=path) from exc
+        try:
+            self._tree = self._file[tree]
+        except KeyError as exc:
+            trees = sorted(
+                {
+                    k.split(";")[0]
+                    for k, v in self._file.classnames().items()
+                    if v in {"TTree", "ROOT::RNTuple", "ROOT::Experimental::RNTuple"}
+                }
+            )
+            msg = f"no tree {tree!r} in {path}; it has: {', '.join(trees) or 'no trees'}"
+            self._file.close()
+            raise FormatError(msg, path=path, tree=tree) from exc
+        except _UNREADABLE as exc:
+            msg = f"cannot read tree {tree!r} of {path} ({_reason(exc)})"
+            self._file.close()
+            raise FormatError(msg, path=path, tree=tree) from exc
+        self._is_ttree = isinstance(self._tree, uproot.behaviors.TTree.TTree)
+        if not (self._is_ttree or hasattr(self._tree, "arrays")):
+            msg = f"{tree!r} in {path} is a {type(self._tree).__name__}, not a tree"
+            self._file.close()
+            raise FormatError(msg, path=path, tree=tree)
+        self._columns = self._scan_columns()
+
+    def _scan_columns(self) -> dict[str, Column]:
+        columns: dict[str, Column] = {}
+        if self._is_ttree:
+            for name, branch in self._tree.iteritems(recursive=False):
+                column = _column_of(name, branch.interpretation)
+                if column is not None:
+                    columns[name] = column
+            return columns
+        form = self._tree.to_akform()
+        for name in form.fields:
+            content = form.content(name)
+            if isinstance(content, ak.forms.NumpyForm):
+                columns[name] = Column(name, content.primitive)
+            elif isinstance(content, ak.forms.ListOffsetForm) and isinstance(
+                content.content, ak.forms.NumpyForm
+            ):
+                columns[name] = Column(name, content.content.primitive, jagged=True)
+        return columns
+
+    @property
+    def num_entries(self) -> int:
+        return int(self._tree.num_entries)
+
+    @property
+    def columns(self) -> Mapping[str, Column]:
+        return self._columns
+
+    @property
+    def boundaries(self) -> Sequence[int]:
+        if not self._is_ttree:
+            return [0, self.num_entries]
+        try:
+            return [int(x) for x in self._tree.common_entry_offsets()]
+        except _UNREADABLE:
+            return [0, self.num_entries]
+
+    @property
+    def bytes_read(self) -> int:
+        return int(self._file.file.source.num_requested_bytes)
+
+    def read(self, columns: Sequence[str], start: int, stop: int) -> dict[str, Any]:
+        for name in columns:
+            if name not in self._columns:
+                raise MissingBranchError(
+                    name, path=self.path, tree=self.tree, available=self._columns
+                )
+        if not columns:
+            return {}
+        try:
+            arrays = self._tree.arrays(
+                list(columns), entry_start=start, entry_stop=stop, library="ak", how=dict
+            )
+        except _UNREADABLE as exc:
+            what = ", ".join(columns)
+            msg = f"cannot read {what} [{start}:{stop}] of {self.path} ({_reason(exc)})"
+            raise FormatError(msg, path=self.path, tree=self.tree) from exc
+        return {
+            name: _jagged(arr) if self._columns[name].jagged else ak.to_numpy(arr)
+            for name, arr in arrays.items()
+        }
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __repr__(self) -> str:
+        return f"RootReader({self.path!r}, {self.tree!r})"
+
+
+def _jagged(array: ak.Array) -> Jagged:
+    layout = ak.to_layout(array)
+    if not isinstance(layout, ak.contents.ListOffsetArray):
+        layout = layout.to_ListOffsetArray64(True)
+    return Jagged(np.asarray(layout.offsets.data), np.asarray(layout.content.data))
+
+
+def _column_of(name: str, interpretation: Any) -> Column | None:
+    if isinstance(interpretation, uproot.AsDtype) and interpretation.to_dtype.shape == ():
+        return Column(name, interpretation.to_dtype.name)
+    if isinstance(interpretation, uproot.AsJagged):
+        content = interpretation.content
+        if isinstance(content, uproot.AsDtype) and content.to_dtype.shape == ():
+            return Column(name, content.to_dtype.name, jagged=True)
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
