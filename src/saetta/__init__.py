@@ -31,6 +31,7 @@ from saetta.errors import (
     UseCaseError,
 )
 from saetta.execute import Failure, LocalExecutor, Result, RunReport, available_executors, run
+from saetta.output import save
 
 __all__ = [
     "AnalysisError",
@@ -53,6 +54,7 @@ __all__ = [
     "available_executors",
     "available_formats",
     "run",
+    "save",
 ]
 
 

@@ -4,3 +4,62 @@
 """
 
 from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+
+from saetta.errors import SaettaError
+
+__all__ = ["load_analysis"]
+
+
+def load_analysis(spec: str) -> Callable[[Any], Any]:
+    """Find an analysis function from its name on the command line.
+
+    - ``adl``: all eight ADL queries; ``adl.q5``: one of them;
+    - ``path/to/file.py:function`` or ``package.module:function``.
+    """
+    if spec == "adl" or spec.startswith("adl."):
+        from saetta.analyses import adl
+
+        if spec == "adl":
+            return adl.analysis
+        query = spec.removeprefix("adl.")
+        if query not in adl.QUERIES:
+            msg = f"unknown ADL query {query!r}; available: {', '.join(adl.QUERIES)}"
+            raise SaettaError(msg)
+        return adl.QUERIES[query]
+    where, sep, name = spec.rpartition(":")
+    if not sep or not where or not name:
+        msg = f"cannot find analysis {spec!r}: give 'adl', 'adl.qN', 'file.py:function' or 'module:function'"
+        raise SaettaError(msg)
+    if where.endswith(".py"):
+        if not os.path.isfile(where):
+            msg = f"analysis file not found: {where}"
+            raise SaettaError(msg)
+        module_name = f"_saetta_user_{abs(hash(os.path.abspath(where)))}"
+        module_spec = importlib.util.spec_from_file_location(module_name, where)
+        assert module_spec is not None
+        assert module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        module_spec.loader.exec_module(module)
+        # Worker processes cannot import a module loaded from a path: ship it by value.
+        cloudpickle.register_pickle_by_value(module)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            msg = f"cannot import analysis module {where!r}: {exc}"
+            raise SaettaError(msg) from exc
+    function = getattr(module, name, None)
+    if not callable(function):
+        msg = f"{where} has no function {name!r}"
+        raise SaettaError(msg)
+    return function  # type: ignore[no-any-return]

@@ -31,7 +31,7 @@ def run(
     dataset: Dataset | str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
     executor: str | Executor = "local",
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     progress: bool | None = None,
     allow_partial: bool = False,
 ) -> Result:
@@ -46,7 +46,9 @@ def run(
     executor
         ``"local"`` (this process), ``"processes:N"``, or any ``concurrent.futures.Executor``.
     chunk_size
-        Entries per work unit at most.
+        Entries per work unit at most. By default ``DEFAULT_CHUNK_SIZE``
+        (250,000), made smaller when that would leave workers idle (at
+        least four units per worker, and never below 10,000 entries).
     progress
         Show a progress bar; by default only when stderr is a terminal or in Jupyter.
     allow_partial
@@ -70,8 +72,15 @@ def run(
     """
     if not isinstance(dataset, Dataset):
         dataset = Dataset.open(dataset)
-    units = dataset.units(chunk_size)
     placement = resolve_executor(executor)
+    if chunk_size is None:
+        chunk_size = _auto_chunk_size(dataset.num_entries, placement.workers)
+    try:
+        units = dataset.units(chunk_size)
+    except BaseException:
+        if placement.owned:
+            placement.executor.shutdown(wait=False, cancel_futures=True)
+        raise
     task: Analysis | bytes = cloudpickle.dumps(analysis) if placement.pickle_analysis else analysis
     started = time.perf_counter()
     outcomes: list[UnitOutcome] = []
@@ -135,6 +144,11 @@ def run(
     if failures and not allow_partial:
         raise _failed(failures, report, result)
     return result
+
+
+def _auto_chunk_size(entries: int, workers: int) -> int:
+    balanced = -(-entries // (4 * workers)) if workers > 1 else DEFAULT_CHUNK_SIZE
+    return max(1, min(DEFAULT_CHUNK_SIZE, max(10_000, balanced)))
 
 
 def _failed(failures: tuple[Failure, ...], report: RunReport, result: Result) -> UnitError:

@@ -37,7 +37,7 @@ class RootReader:
         self.path = path
         self.tree = tree
         try:
-            self._file = uproot.open(path)
+            self._file = uproot.open(path, array_cache=None)
         except FileNotFoundError as exc:
             msg = f"file not found: {path}"
             raise StorageError(msg, url=path) from exc

@@ -1,0 +1,345 @@
+"""Stage: command line (layer 9) — the ``saetta`` command.
+
+Errors saetta raises on purpose (:class:`~saetta.SaettaError`) print one line
+and exit 1; ``--debug`` shows the traceback instead. Anything else is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from saetta._version import __version__
+from saetta.dataset import DEFAULT_CHUNK_SIZE
+from saetta.errors import SaettaError
+
+__all__ = ["main"]
+
+EXECUTOR_HELP = "Where units run: 'local' (this process) or 'processes:N' (N worker processes)."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="saetta")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """saetta: analyse event data (ROOT, Parquet) from a laptop to a batch system.
+
+    \b
+    Start with:   saetta demo
+    Then:         saetta run adl data/*.root -o results.root --executor processes:2
+    """
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.option("--events", default=200_000, show_default=True, help="Events in the sample.")
+@click.option(
+    "--out",
+    "out_dir",
+    default="saetta-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the sample and the results.",
+)
+@click.option("--executor", default="processes:2", show_default=True, help=EXECUTOR_HELP)
+def demo(events: int, out_dir: str, executor: str) -> None:
+    """Generate a NanoAOD-like sample and run the eight ADL benchmark queries on it.
+
+    Writes the sample, results.root, results.json, report.json and adl.png into --out.
+    """
+    from saetta.datagen import generate_nanoaod
+
+    folder = Path(out_dir)
+    sample = folder / f"nanoaod_{events}.root"
+    if not sample.exists():
+        click.echo(f"generating {events:,} events into {sample} ...", err=True)
+        generate_nanoaod(sample, events, seed=1)
+    _run_and_write(
+        "adl",
+        [str(sample)],
+        folder / "results.root",
+        executor,
+        None,
+        "Events",
+        progress=True,
+        allow_partial=False,
+        plots=folder / "adl.png",
+        also=(folder / "results.json",),
+    )
+    click.echo(f"\nopen {folder / 'adl.png'} to see the histograms")
+
+
+@cli.command()
+@click.argument("analysis")
+@click.argument("files", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the results: .root (ROOT histograms) or .json.",
+)
+@click.option("--executor", default="local", show_default=True, help=EXECUTOR_HELP)
+@click.option(
+    "--chunk-size",
+    default=None,
+    type=int,
+    help=f"Entries per work unit at most [default: {DEFAULT_CHUNK_SIZE:,}, fewer to keep "
+    "every worker busy].",
+)
+@click.option("--tree", default="Events", show_default=True, help="Tree holding the events (ROOT).")
+@click.option(
+    "--plots",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also draw every histogram into this image (PNG, PDF, SVG).",
+)
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Write what was processed even if some units failed (marked partial).",
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+def run(
+    analysis: str,
+    files: tuple[str, ...],
+    output: str | None,
+    executor: str,
+    chunk_size: int | None,
+    tree: str,
+    plots: str | None,
+    allow_partial: bool,
+    progress: bool | None,
+) -> None:
+    """Run ANALYSIS over FILES (paths or glob patterns).
+
+    \b
+    ANALYSIS is one of:
+      adl                    all eight ADL benchmark queries, in one pass
+      adl.q5                 one of them (q1 ... q8)
+      my_analysis.py:func    a function events -> dict of hist.Hist / numbers
+      package.module:func    the same, importable
+
+    \b
+    Example:
+      saetta run adl data/*.root -o results.root --executor processes:2
+    """
+    _run_and_write(
+        analysis,
+        list(files),
+        Path(output) if output else None,
+        executor,
+        chunk_size,
+        tree,
+        progress=progress,
+        allow_partial=allow_partial,
+        plots=Path(plots) if plots else None,
+    )
+
+
+def _run_and_write(
+    analysis: str,
+    files: list[str],
+    output: Path | None,
+    executor: str,
+    chunk_size: int | None,
+    tree: str,
+    *,
+    progress: bool | None,
+    allow_partial: bool,
+    plots: Path | None,
+    also: tuple[Path, ...] = (),
+) -> None:
+    import saetta
+    from saetta.analyses import load_analysis
+    from saetta.output import save
+
+    function = load_analysis(analysis)
+    dataset = saetta.Dataset.open(files, tree)
+    try:
+        result = saetta.run(
+            function,
+            dataset,
+            executor=executor,
+            chunk_size=chunk_size,
+            progress=progress,
+            allow_partial=allow_partial,
+        )
+    except saetta.UnitError as exc:
+        partial = getattr(exc, "result", None)
+        if partial is not None:
+            click.echo(str(partial.report), err=True)
+        raise
+    click.echo(_summary(result))
+    click.echo("")
+    click.echo(str(result.report))
+    if output is not None:
+        save(result, output)
+        report_path = output.with_name(output.stem + ".report.json")
+        report_path.write_text(json.dumps(result.report.to_dict(), indent=1) + "\n")
+        click.echo(f"\nwrote {output} and {report_path}")
+        for extra in also:
+            save(result, extra)
+            click.echo(f"wrote {extra}")
+    if plots is not None:
+        from saetta.plot import save_plots
+
+        save_plots(result, plots)
+        click.echo(f"wrote {plots}")
+    if result.report.failures:
+        click.echo(
+            f"saetta: warning: result is PARTIAL: {len(result.report.failures)} units "
+            f"failed, {result.report.events_missing:,} events not processed",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _summary(result: Any) -> str:
+    import boost_histogram as bh
+
+    lines = [f"{'result':<22}{'entries':>12}{'in range':>12}{'mean':>10}"]
+    for key, value in result.items():
+        if isinstance(value, bh.Histogram) and value.ndim == 1:
+            centers = value.axes[0].centers
+            inside = value.values()
+            total = float(inside.sum())
+            mean = float((centers * inside).sum() / total) if total else float("nan")
+            lines.append(f"{key:<22}{value.sum(flow=True):>12,.0f}{total:>12,.0f}{mean:>10.2f}")
+        else:
+            lines.append(f"{key:<22}{value!s:>12}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("file")
+@click.option("--tree", default=None, help="Only this tree (default: every tree in the file).")
+def inspect(file: str, tree: str | None) -> None:
+    """Show the trees of FILE: entries, branches, types and compression."""
+    from saetta.dataset import format_of, open_reader
+    from saetta.storage import expand
+
+    path = expand([file])[0]
+    if format_of(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        reader = open_reader(path, "Events", "parquet")
+        meta = pq.ParquetFile(path).metadata
+        click.echo(
+            f"{path}: Parquet, {reader.num_entries:,} rows in {meta.num_row_groups} row groups"
+        )
+        codec = meta.row_group(0).column(0).compression if meta.num_row_groups else "-"
+        click.echo(f"compression: {codec}")
+        _print_columns(reader.columns.values(), {})
+        return
+    import uproot
+
+    from saetta.formats.root import RootReader
+
+    probe = RootReader(path, tree) if tree else None
+    trees = [tree] if tree else _trees(path)
+    if probe is not None:
+        probe.close()
+    with uproot.open(path) as f:
+        click.echo(
+            f"{path}: ROOT file, {os.path.getsize(path) / 1e6:,.1f} MB, "
+            f"compression {f.file.compression}"
+        )
+        for name in trees:
+            t = f[name]
+            if not hasattr(t, "iteritems"):
+                click.echo(f"\n{name}: {type(t).__name__}, {t.num_entries:,} entries")
+                continue
+            sizes = {b.name: (b.compressed_bytes, b.uncompressed_bytes) for b in t.branches}
+            click.echo(f"\n{name}: TTree, {t.num_entries:,} entries, {len(sizes)} branches")
+            reader = RootReader(path, name)
+            _print_columns(reader.columns.values(), sizes)
+            reader.close()
+
+
+def _trees(path: str) -> list[str]:
+    import uproot
+
+    with uproot.open(path) as f:
+        return sorted(
+            {
+                k.split(";")[0]
+                for k, v in f.classnames().items()
+                if v in {"TTree", "ROOT::RNTuple", "ROOT::Experimental::RNTuple"}
+            }
+        )
+
+
+def _print_columns(columns: Any, sizes: dict[str, tuple[int, int]]) -> None:
+    header = f"  {'branch':<28}{'type':<16}"
+    if sizes:
+        header += f"{'compressed':>14}{'ratio':>8}"
+    click.echo(header)
+    for c in columns:
+        kind = f"{c.dtype}[]" if c.jagged else c.dtype
+        line = f"  {c.name:<28}{kind:<16}"
+        if c.name in sizes:
+            comp, raw = sizes[c.name]
+            line += f"{comp / 1e6:>11.2f} MB{raw / comp if comp else 0:>8.2f}"
+        click.echo(line)
+
+
+@cli.group()
+def generate() -> None:
+    """Write synthetic event files for trying saetta out."""
+
+
+@generate.command("nanoaod")
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--events", default=200_000, show_default=True, help="Number of events.")
+@click.option("--seed", default=1, show_default=True, help="Random seed (same seed, same file).")
+@click.option(
+    "--compression",
+    default="zlib:1",
+    show_default=True,
+    help="ROOT: zlib:N, lz4:N, zstd:N, lzma:N or none; Parquet: codec name.",
+)
+def generate_nanoaod_command(output: str, events: int, seed: int, compression: str) -> None:
+    """Write OUTPUT (.root TTree or .parquet) with NanoAOD-like events: jets, muons,
+    electrons, MET, with Z -> ll decays so every ADL query fills."""
+    from saetta.datagen import generate_nanoaod
+
+    try:
+        path = generate_nanoaod(output, events, seed=seed, compression=compression)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    click.echo(f"wrote {events:,} events to {path} ({path.stat().st_size / 1e6:,.1f} MB)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``saetta`` command."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="saetta", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("saetta: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SaettaError as exc:
+        if debug:
+            raise
+        click.echo(f"saetta: error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("saetta: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

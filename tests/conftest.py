@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import adl_reference  # noqa: E402
+
+from saetta.datagen import generate_nanoaod  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20,000 NanoAOD-like events in 4 baskets."""
+    return generate_nanoaod(
+        tmp_path_factory.mktemp("data") / "sample.root", 20_000, seed=7, chunk_events=5_000
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same events as ``sample_root``, as Parquet (row groups of 5,000)."""
+    return generate_nanoaod(
+        tmp_path_factory.mktemp("data") / "sample.parquet", 20_000, seed=7, chunk_events=5_000
+    )
+
+
+@pytest.fixture(scope="session")
+def reference(sample_root: Path) -> dict[str, np.ndarray]:
+    """The nine ADL histograms of the sample, from the per-event Python reference."""
+    return adl_reference.reference_histograms(sample_root)
+
+
+@pytest.fixture(scope="session")
+def small_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three small files with different seeds and sizes (one of them empty)."""
+    folder = tmp_path_factory.mktemp("small")
+    return [
+        generate_nanoaod(folder / "a.root", 400, seed=1, chunk_events=150),
+        generate_nanoaod(folder / "b.root", 0, seed=2),
+        generate_nanoaod(folder / "c.root", 257, seed=3, chunk_events=100),
+    ]
+
+
+def flow_values(result: object, name: str) -> np.ndarray:
+    return np.asarray(result[name].view(flow=True))  # type: ignore[index]

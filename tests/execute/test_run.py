@@ -1,0 +1,142 @@
+"""run(): exact, order-independent merging; executors; failures named, nothing lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hist
+import numpy as np
+import pytest
+from adl_reference import reference_histograms
+from conftest import flow_values
+
+import saetta
+from saetta.analyses import adl
+
+
+def _sum_reference(paths: list[Path]) -> dict[str, np.ndarray]:
+    parts = [reference_histograms(p) for p in paths]
+    return {k: sum(p[k] for p in parts) for k in parts[0]}
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 1000, 10**9])
+def test_result_independent_of_chunk_size(chunk_size: int, small_files: list[Path]) -> None:
+    expected = _sum_reference(small_files)
+    result = saetta.run(adl.analysis, small_files, chunk_size=chunk_size, progress=False)
+    assert result.report.events_processed == result.report.events_total == 657
+    if chunk_size == 1:
+        assert result.report.units_total == 657
+    for name, values in expected.items():
+        np.testing.assert_array_equal(flow_values(result, name), values, err_msg=name)
+
+
+def test_file_order_and_executor_do_not_change_result(small_files: list[Path]) -> None:
+    local = saetta.run(adl.analysis, small_files, chunk_size=50, progress=False)
+    reordered = saetta.run(
+        adl.analysis, small_files[::-1], executor="processes:2", chunk_size=50, progress=False
+    )
+    assert reordered.report.executor == "processes:2"
+    for name in local:
+        np.testing.assert_array_equal(flow_values(local, name), flow_values(reordered, name))
+
+
+def weighted_met(events):  # type: ignore[no-untyped-def]
+    h = hist.Hist(hist.axis.Regular(20, 0, 200), storage=hist.storage.Weight())
+    h.fill(events.MET.pt, weight=events.genWeight)
+    return {"met": h, "sumw": float(np.sum(events.genWeight)), "n": len(events)}
+
+
+def test_weighted_fills_and_numbers_merge_exactly(sample_root: Path) -> None:
+    import uproot
+
+    arrays = uproot.open(sample_root)["Events"].arrays(["MET_pt", "genWeight"], library="np")
+    expected = hist.Hist(hist.axis.Regular(20, 0, 200), storage=hist.storage.Weight())
+    expected.fill(arrays["MET_pt"], weight=arrays["genWeight"])
+    for chunk_size, executor in [(20_000, "local"), (777, "local"), (3_000, "processes:2")]:
+        result = saetta.run(
+            weighted_met, sample_root, chunk_size=chunk_size, executor=executor, progress=False
+        )
+        assert result["n"] == 20_000
+        assert result["sumw"] == float(arrays["genWeight"].astype(np.float64).sum())
+        np.testing.assert_array_equal(result["met"].values(flow=True), expected.values(flow=True))
+        np.testing.assert_array_equal(
+            result["met"].variances(flow=True), expected.variances(flow=True)
+        )
+
+
+def fails_on_second_file(events):  # type: ignore[no-untyped-def]
+    if events.attrs["path"].endswith("c.root"):
+        msg = "boom in c"
+        raise RuntimeError(msg)
+    return {"n": len(events)}
+
+
+def test_failing_units_are_named_and_the_rest_completes(small_files: list[Path]) -> None:
+    with pytest.raises(saetta.UnitError, match=r"3 of 8 units failed \(257 of 657 events") as info:
+        saetta.run(fails_on_second_file, small_files, chunk_size=100, progress=False)
+    partial = info.value.result  # type: ignore[attr-defined]
+    assert partial["n"] == 400
+    report = partial.report
+    assert report.events_processed == 400
+    assert report.events_missing == 257
+    assert not report.complete
+    assert [(f.unit.start, f.unit.stop) for f in report.failures] == [
+        (0, 100),
+        (100, 200),
+        (200, 257),
+    ]
+    assert all(f.error == "RuntimeError" and "boom in c" in f.message for f in report.failures)
+    assert "fails_on_second_file" in report.failures[0].traceback
+    allowed = saetta.run(
+        fails_on_second_file, small_files, chunk_size=100, progress=False, allow_partial=True
+    )
+    assert allowed["n"] == 400
+    assert "FAILED" in str(allowed.report)
+
+
+def returns_a_string(events):  # type: ignore[no-untyped-def]
+    return {"ok": len(events), "bad": "text"}
+
+
+def returns_a_list(events):  # type: ignore[no-untyped-def]
+    return [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("analysis", "message"),
+    [
+        (returns_a_string, r"result\['bad'\] is a str"),
+        (returns_a_list, "must return a dict"),
+    ],
+)
+def test_unmergeable_results_are_named(analysis, message: str, small_files: list[Path]) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(saetta.UnitError) as info:
+        saetta.run(analysis, small_files[0], progress=False)
+    assert info.value.failures[0].error == "AnalysisError"  # type: ignore[attr-defined]
+    assert pytest.importorskip("re").search(message, str(info.value))
+
+
+def test_unknown_executor_lists_the_known_ones(small_files: list[Path]) -> None:
+    with pytest.raises(
+        saetta.ExecutorError, match="unknown executor 'dsk'; available: local, processes"
+    ):
+        saetta.run(adl.q1, small_files[0], executor="dsk")
+    with pytest.raises(saetta.ExecutorError, match="positive number of workers"):
+        saetta.run(adl.q1, small_files[0], executor="processes:0")
+
+
+@pytest.mark.parametrize("chunk_size", [0, -5, 2.5])
+def test_absurd_chunk_size_is_refused(chunk_size: object, small_files: list[Path]) -> None:
+    with pytest.raises(saetta.DatasetError, match="chunk size must be a positive"):
+        saetta.run(adl.q1, small_files[0], chunk_size=chunk_size)  # type: ignore[arg-type]
+
+
+def test_report_counts_bytes_and_columns(sample_root: Path) -> None:
+    result = saetta.run(adl.q1, sample_root, progress=False)
+    report = result.report
+    assert report.columns == ("MET_pt",)
+    assert 0 < report.bytes_read < sample_root.stat().st_size / 5
+    assert report.events_per_second > 0
+    assert "20,000 of 20,000 processed" in str(report)
+    assert "<table>" in result._repr_html_()
+    assert "complete" in repr(result)
