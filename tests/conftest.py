@@ -8,9 +8,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import adl_reference  # noqa: E402
+import adl_reference
 
-from saetta.datagen import generate_nanoaod  # noqa: E402
+from saetta.datagen import generate_nanoaod
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_split_covers_every_entry_once(boundaries: list[int], entries: int, chun
     pieces = list(_split(boundaries, entries, chunk))
     assert pieces[0][0] == 0
     assert pieces[-1][1] == entries
-    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
     assert all(0 < stop - start <= chunk for start, stop in pieces)
 
 

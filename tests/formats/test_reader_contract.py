@@ -26,7 +26,7 @@ def test_metadata(path: Path) -> None:
     assert reader.columns["Jet_pt"].dtype == "float32"
     assert reader.columns["nJet"].dtype == "int32"
     assert reader.columns["event"].dtype == "uint64"
-    assert list(reader.boundaries)[0] == 0
+    assert next(iter(reader.boundaries)) == 0
     assert list(reader.boundaries)[-1] == 20_000
     reader.close()
 
@@ -87,8 +87,7 @@ def test_truncated_root_file(tmp_path: Path, sample_root: Path) -> None:
         bad = tmp_path / f"cut{fraction}.root"
         bad.write_bytes(data[: int(len(data) * fraction)])
         with pytest.raises(saetta.SaettaError, match=str(bad)):
-            ds = saetta.Dataset.open(bad)
-            saetta.run(adl.analysis, ds, progress=False)
+            saetta.run(adl.analysis, bad, progress=False)
 
 
 def test_wrong_tree_lists_the_trees(sample_root: Path) -> None:
@@ -109,7 +108,7 @@ def test_missing_branch_in_some_files(tmp_path: Path, small_files: list[Path]) -
     def analysis(events):  # type: ignore[no-untyped-def]
         return {"n": len(events.Jet.pt)}
 
-    with pytest.raises(saetta.UnitError, match="AttributeError|MissingBranchError") as info:
+    with pytest.raises(saetta.UnitError, match=r"AttributeError|MissingBranchError") as info:
         saetta.run(analysis, [small_files[0], other], progress=False)
     report = info.value.result.report  # type: ignore[attr-defined]
     assert report.events_processed == 400
