@@ -30,6 +30,18 @@ def sample_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sample_rntuple(sample_root: Path) -> Path:
+    """The same events as ``sample_root``, as an RNTuple (uproot writes one from a dict)."""
+    import uproot
+
+    arrays = uproot.open(sample_root)["Events"].arrays()
+    path = sample_root.with_name("sample_rntuple.root")
+    with uproot.recreate(path) as f:
+        f["Events"] = {name: arrays[name] for name in arrays.fields}
+    return path
+
+
+@pytest.fixture(scope="session")
 def reference(sample_root: Path) -> dict[str, np.ndarray]:
     """The nine ADL histograms of the sample, from the per-event Python reference."""
     return adl_reference.reference_histograms(sample_root)

@@ -19,7 +19,7 @@ def test_histogram_names_and_binning() -> None:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("fixture", ["sample_root", "sample_parquet"])
+@pytest.mark.parametrize("fixture", ["sample_root", "sample_parquet", "sample_rntuple"])
 def test_all_queries_match_reference(
     fixture: str, request: pytest.FixtureRequest, reference: dict[str, np.ndarray]
 ) -> None:

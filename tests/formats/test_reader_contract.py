@@ -14,9 +14,11 @@ from saetta.analyses import adl
 from saetta.dataset import available_formats, open_reader
 
 
-@pytest.fixture(params=available_formats())
-def path(request: pytest.FixtureRequest, sample_root: Path, sample_parquet: Path) -> Path:
-    return {"root": sample_root, "parquet": sample_parquet}[request.param]
+@pytest.fixture(params=[*available_formats(), "rntuple"])
+def path(request: pytest.FixtureRequest) -> Path:
+    fixture = {"root": "sample_root", "parquet": "sample_parquet", "rntuple": "sample_rntuple"}
+    result: Path = request.getfixturevalue(fixture[request.param])
+    return result
 
 
 def test_metadata(path: Path) -> None:
@@ -31,10 +33,13 @@ def test_metadata(path: Path) -> None:
     reader.close()
 
 
-def test_reads_equal_across_formats(sample_root: Path, sample_parquet: Path) -> None:
+@pytest.mark.parametrize("other", ["sample_parquet", "sample_rntuple"])
+def test_reads_equal_across_formats(
+    other: str, sample_root: Path, request: pytest.FixtureRequest
+) -> None:
     columns = ["MET_pt", "nJet", "Jet_pt", "Muon_charge"]
     a = open_reader(str(sample_root)).read(columns, 4_321, 12_345)
-    b = open_reader(str(sample_parquet)).read(columns, 4_321, 12_345)
+    b = open_reader(str(request.getfixturevalue(other))).read(columns, 4_321, 12_345)
     for name in columns:
         if isinstance(a[name], Jagged):
             assert isinstance(b[name], Jagged)

@@ -80,6 +80,8 @@ class RootReader:
                     columns[name] = column
             return columns
         form = self._tree.to_akform()
+        if isinstance(form, tuple):  # uproot returns (form, field paths) for an RNTuple
+            form = form[0]
         for name in form.fields:
             content = form.content(name)
             if isinstance(content, ak.forms.NumpyForm):
@@ -101,7 +103,8 @@ class RootReader:
     @property
     def boundaries(self) -> Sequence[int]:
         if not self._is_ttree:
-            return [0, self.num_entries]
+            starts = [int(c.num_first_entry) for c in self._tree.cluster_summaries]
+            return [*starts, self.num_entries]
         try:
             return [int(x) for x in self._tree.common_entry_offsets()]
         except _UNREADABLE:
@@ -120,9 +123,13 @@ class RootReader:
         if not columns:
             return {}
         try:
-            arrays = self._tree.arrays(
-                list(columns), entry_start=start, entry_stop=stop, library="ak", how=dict
-            )
+            if self._is_ttree:
+                arrays = self._tree.arrays(
+                    list(columns), entry_start=start, entry_stop=stop, library="ak", how=dict
+                )
+            else:
+                record = self._tree.arrays(list(columns), entry_start=start, entry_stop=stop)
+                arrays = {name: record[name] for name in columns}
         except _UNREADABLE as exc:
             what = ", ".join(columns)
             msg = f"cannot read {what} [{start}:{stop}] of {self.path} ({_reason(exc)})"
