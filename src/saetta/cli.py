@@ -52,7 +52,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def demo(events: int, out_dir: str, executor: str) -> None:
     """Generate a NanoAOD-like sample and run the eight ADL benchmark queries on it.
 
-    Writes the sample, results.root, results.json, report.json and adl.png into --out.
+    Writes the sample, results.root, results.json, results.report.json and adl.png into --out.
     """
     from saetta.datagen import generate_nanoaod
 
@@ -163,6 +163,7 @@ def _run_and_write(
     from saetta.analyses import load_analysis
     from saetta.output import save
 
+    _check_outputs(output, plots, also)
     function = load_analysis(analysis)
     dataset = saetta.Dataset.open(files, tree)
     try:
@@ -177,7 +178,7 @@ def _run_and_write(
     except saetta.UnitError as exc:
         partial = getattr(exc, "result", None)
         if partial is not None:
-            click.echo(str(partial.report), err=True)
+            click.echo(str(partial.report))
         raise
     click.echo(_summary(result))
     click.echo("")
@@ -196,12 +197,23 @@ def _run_and_write(
         save_plots(result, plots)
         click.echo(f"wrote {plots}")
     if result.report.failures:
+        failed = len(result.report.failures)
         click.echo(
-            f"saetta: warning: result is PARTIAL: {len(result.report.failures)} units "
+            f"saetta: warning: result is PARTIAL: {failed} unit{'s' if failed != 1 else ''} "
             f"failed, {result.report.events_missing:,} events not processed",
             err=True,
         )
-        sys.exit(1)
+
+
+def _check_outputs(output: Path | None, plots: Path | None, also: tuple[Path, ...]) -> None:
+    """Refuse a bad output name before the run, not after it."""
+    for target in (output, *also):
+        if target is not None and target.suffix.lower() not in {".root", ".json"}:
+            msg = f"cannot write {target}: give a .root or .json output file"
+            raise SaettaError(msg)
+    if plots is not None and plots.suffix.lower() not in {".png", ".pdf", ".svg"}:
+        msg = f"cannot draw into {plots}: give a .png, .pdf or .svg file"
+        raise SaettaError(msg)
 
 
 def _summary(result: Any) -> str:
@@ -243,12 +255,11 @@ def inspect(file: str, tree: str | None) -> None:
         return
     import uproot
 
-    from saetta.formats.root import RootReader
+    from saetta.formats.root import RootReader, list_trees
 
-    probe = RootReader(path, tree) if tree else None
-    trees = [tree] if tree else _trees(path)
-    if probe is not None:
-        probe.close()
+    trees = [tree] if tree else list_trees(path)
+    if tree:
+        RootReader(path, tree).close()  # a wrong --tree fails here, listing the trees
     with uproot.open(path) as f:
         click.echo(
             f"{path}: ROOT file, {os.path.getsize(path) / 1e6:,.1f} MB, "
@@ -264,19 +275,6 @@ def inspect(file: str, tree: str | None) -> None:
             reader = RootReader(path, name)
             _print_columns(reader.columns.values(), sizes)
             reader.close()
-
-
-def _trees(path: str) -> list[str]:
-    import uproot
-
-    with uproot.open(path) as f:
-        return sorted(
-            {
-                k.split(";")[0]
-                for k, v in f.classnames().items()
-                if v in {"TTree", "ROOT::RNTuple", "ROOT::Experimental::RNTuple"}
-            }
-        )
 
 
 def _print_columns(columns: Any, sizes: dict[str, tuple[int, int]]) -> None:
@@ -303,20 +301,35 @@ def generate() -> None:
 @click.option("--events", default=200_000, show_default=True, help="Number of events.")
 @click.option("--seed", default=1, show_default=True, help="Random seed (same seed, same file).")
 @click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["root", "parquet"]),
+    default=None,
+    help="File format [default: from the OUTPUT suffix].",
+)
+@click.option(
     "--compression",
     default="zlib:1",
     show_default=True,
     help="ROOT: zlib:N, lz4:N, zstd:N, lzma:N or none; Parquet: codec name.",
 )
-def generate_nanoaod_command(output: str, events: int, seed: int, compression: str) -> None:
+def generate_nanoaod_command(
+    output: str, events: int, seed: int, file_format: str | None, compression: str
+) -> None:
     """Write OUTPUT (.root TTree or .parquet) with NanoAOD-like events: jets, muons,
     electrons, MET, with Z -> ll decays so every ADL query fills."""
     from saetta.datagen import generate_nanoaod
 
     try:
-        path = generate_nanoaod(output, events, seed=seed, compression=compression)
+        path = generate_nanoaod(
+            output,
+            events,
+            seed=seed,
+            format=file_format,
+            compression=compression,  # type: ignore[arg-type]
+        )
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+        raise click.UsageError(str(exc).replace("pass format=", "pass --format")) from exc
     click.echo(f"wrote {events:,} events to {path} ({path.stat().st_size / 1e6:,.1f} MB)")
 
 

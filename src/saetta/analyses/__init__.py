@@ -49,7 +49,12 @@ def load_analysis(spec: str) -> Callable[[Any], Any]:
         assert module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[module_name]
+            msg = f"cannot load analysis file {where}: {type(exc).__name__}: {exc}"
+            raise SaettaError(msg) from exc
         # Worker processes cannot import a module loaded from a path: ship it by value.
         cloudpickle.register_pickle_by_value(module)
     else:

@@ -114,8 +114,8 @@ class RunReport:
         lines = [f"{k:>11}: {v}" for k, v in self._rows()]
         if self.failures:
             lines.append(
-                f"{'FAILED':>11}: {len(self.failures)} units, {self.events_missing:,} events "
-                "not processed:"
+                f"{'FAILED':>11}: {len(self.failures)} unit{'s' if len(self.failures) != 1 else ''}, "
+                f"{self.events_missing:,} events not processed:"
             )
             lines.extend(f"{'':>13}{f}" for f in self.failures)
         return "\n".join(lines)

@@ -1,9 +1,10 @@
 """Stage: execute (layer 6) — ``run()``: map the analysis over work units, merge in order.
 
 Units are submitted progressively (a bounded window in flight), so a dataset of
-a million units never becomes a million pending tasks. Results merge in unit
-order, whatever order they finish in, so the merged result is the same for any
-executor. Each unit's result is merged exactly once, keyed by its position.
+a million units never becomes a million pending tasks. Results merge along a
+fixed tree over unit positions (:mod:`saetta.execute.merge`), whatever order
+they finish in, so the merged result is the same for any executor. Each unit's
+result enters the tree exactly once, keyed by its position.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 
 import cloudpickle
 
-from saetta.accumulate import merge
-from saetta.dataset import DEFAULT_CHUNK_SIZE, Dataset
+from saetta.dataset import DEFAULT_CHUNK_SIZE, Dataset, WorkUnit
 from saetta.errors import UnitError
 from saetta.execute.executors import resolve_executor
+from saetta.execute.merge import MergeTree, Partial, combine
 from saetta.execute.outcome import Failure, Result, RunReport, UnitOutcome
 from saetta.execute.unit import Analysis, run_unit
 
@@ -83,37 +84,9 @@ def run(
         raise
     task: Analysis | bytes = cloudpickle.dumps(analysis) if placement.pickle_analysis else analysis
     started = time.perf_counter()
-    outcomes: list[UnitOutcome] = []
-    merged: Any = None
-    columns: dict[str, None] = {}
     bar = _progress_bar(len(units), dataset.num_entries, progress)
     try:
-        pending: dict[Future[UnitOutcome], int] = {}
-        done: dict[int, UnitOutcome] = {}
-        next_submit = 0
-        next_merge = 0
-        window = 2 * placement.workers + 1
-        while next_merge < len(units):
-            while next_submit < len(units) and len(pending) < window:
-                future = placement.executor.submit(
-                    run_unit, task, units[next_submit], tuple(columns)
-                )
-                pending[future] = next_submit
-                next_submit += 1
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                index = pending.pop(future)
-                outcome = future.result()
-                done[index] = outcome
-                columns.update(dict.fromkeys(outcome.columns))
-                if bar is not None:
-                    bar.update(outcome.unit.num_entries)
-            while next_merge in done:
-                outcome = done.pop(next_merge)
-                if outcome.failure is None:
-                    merged = merge(merged, outcome.result)
-                outcomes.append(outcome)
-                next_merge += 1
+        root = _drive(placement.executor, placement.workers, task, units, bar)
     except BaseException:
         if placement.owned:
             placement.executor.shutdown(wait=False, cancel_futures=True)
@@ -124,7 +97,10 @@ def run(
     if placement.owned:
         placement.executor.shutdown(wait=True)
     wall = time.perf_counter() - started
+    outcomes = root.outcomes if root is not None else ()
+    merged = root.result if root is not None else None
     failures = tuple(o.failure for o in outcomes if o.failure is not None)
+    columns = dict.fromkeys(c for o in outcomes for c in o.columns)
     report = RunReport(
         dataset=dataset.name or _describe(dataset),
         executor=placement.name,
@@ -146,6 +122,35 @@ def run(
     return result
 
 
+def _drive(
+    executor: Executor,
+    workers: int,
+    task: Analysis | bytes,
+    units: tuple[WorkUnit, ...],
+    bar: Any,
+) -> Partial | None:
+    """Submit units progressively to a concurrent.futures executor; merge here, in tree order."""
+    tree: MergeTree[Partial] = MergeTree(len(units), combine)
+    pending: dict[Future[UnitOutcome], int] = {}
+    columns: dict[str, None] = {}
+    window = 2 * workers + 1
+    next_submit = 0
+    while next_submit < len(units) or pending:
+        while next_submit < len(units) and len(pending) < window:
+            future = executor.submit(run_unit, task, units[next_submit], tuple(columns))
+            pending[future] = next_submit
+            next_submit += 1
+        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in finished:
+            index = pending.pop(future)
+            outcome = future.result()
+            columns.update(dict.fromkeys(outcome.columns))
+            tree.add(index, Partial.of(outcome))
+            if bar is not None:
+                bar.update(outcome.unit.num_entries)
+    return tree.root
+
+
 def _auto_chunk_size(entries: int, workers: int) -> int:
     balanced = -(-entries // (4 * workers)) if workers > 1 else DEFAULT_CHUNK_SIZE
     return max(1, min(DEFAULT_CHUNK_SIZE, max(10_000, balanced)))
@@ -154,7 +159,7 @@ def _auto_chunk_size(entries: int, workers: int) -> int:
 def _failed(failures: tuple[Failure, ...], report: RunReport, result: Result) -> UnitError:
     first = failures[0]
     if len(failures) == 1:
-        msg = f"unit {first}"
+        msg = f"unit {first}; {report.events_missing:,} of {report.events_total:,} events not processed"
     else:
         msg = (
             f"{len(failures)} of {report.units_total} units failed "

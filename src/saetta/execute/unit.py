@@ -6,8 +6,10 @@ and turned into a :class:`~saetta.execute.outcome.Failure` naming the unit.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
+import re
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -62,7 +64,7 @@ def run_unit(
         failure = Failure(
             unit=unit,
             error=type(exc).__name__,
-            message=_message(exc),
+            message=_message(exc) + _near_miss(exc, reader),
             traceback="" if isinstance(exc, SaettaError) else traceback.format_exc(),
         )
         return UnitOutcome(
@@ -79,6 +81,20 @@ def run_unit(
         bytes_read=reader.bytes_read - bytes_before,
         seconds=time.perf_counter() - started,
     )
+
+
+_NO_FIELD = re.compile(r"no field(?: named)? '([^']+)'")
+
+
+def _near_miss(exc: BaseException, reader: Reader | None) -> str:
+    """A 'did you mean' for a misspelt field, as awkward does not offer one."""
+    found = _NO_FIELD.search(str(exc))
+    if reader is None or found is None:
+        return ""
+    names = set(reader.columns)
+    names |= {n.partition("_")[0] for n in names} | {n.partition("_")[2] for n in names}
+    near = difflib.get_close_matches(found.group(1), sorted(names - {""}), n=3)
+    return f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
 
 
 def _message(exc: BaseException) -> str:

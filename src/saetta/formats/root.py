@@ -14,7 +14,7 @@ import uproot
 from saetta._typing import Column, Jagged
 from saetta.errors import FormatError, MissingBranchError, StorageError
 
-__all__ = ["RootReader"]
+__all__ = ["RootReader", "list_trees"]
 
 # What uproot raises on a file that is truncated, corrupt or not ROOT at all. uproot
 # has no single error type for it, so the list is explicit.
@@ -28,6 +28,23 @@ _UNREADABLE = (
     zlib.error,
     uproot.deserialization.DeserializationError,
 )
+
+
+_TREE_CLASSES = frozenset({"TTree", "ROOT::RNTuple", "ROOT::Experimental::RNTuple"})
+
+
+def list_trees(path: str) -> list[str]:
+    """Names of the trees (TTree, RNTuple) at the top of a ROOT file."""
+    try:
+        with uproot.open(path) as f:
+            names = {k.split(";")[0] for k, v in f.classnames().items() if v in _TREE_CLASSES}
+    except FileNotFoundError as exc:
+        msg = f"file not found: {path}"
+        raise StorageError(msg, url=path) from exc
+    except _UNREADABLE as exc:
+        msg = f"{path} is not a readable ROOT file ({_reason(exc)})"
+        raise FormatError(msg, path=path) from exc
+    return sorted(names)
 
 
 class RootReader:
@@ -51,11 +68,7 @@ class RootReader:
             self._tree = self._file[tree]
         except KeyError as exc:
             trees = sorted(
-                {
-                    k.split(";")[0]
-                    for k, v in self._file.classnames().items()
-                    if v in {"TTree", "ROOT::RNTuple", "ROOT::Experimental::RNTuple"}
-                }
+                {k.split(";")[0] for k, v in self._file.classnames().items() if v in _TREE_CLASSES}
             )
             msg = f"no tree {tree!r} in {path}; it has: {', '.join(trees) or 'no trees'}"
             self._file.close()
@@ -131,7 +144,9 @@ class RootReader:
                 record = self._tree.arrays(list(columns), entry_start=start, entry_stop=stop)
                 arrays = {name: record[name] for name in columns}
         except _UNREADABLE as exc:
-            what = ", ".join(columns)
+            what = ", ".join(columns[:3]) + (
+                f" and {len(columns) - 3} more" if len(columns) > 3 else ""
+            )
             msg = f"cannot read {what} [{start}:{stop}] of {self.path} ({_reason(exc)})"
             raise FormatError(msg, path=self.path, tree=self.tree) from exc
         return {
@@ -164,6 +179,7 @@ def _column_of(name: str, interpretation: Any) -> Column | None:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
