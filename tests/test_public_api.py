@@ -35,7 +35,7 @@ def test_all_is_pinned() -> None:
 
 
 def test_registries() -> None:
-    assert saetta.available_executors() == ["local", "processes"]
+    assert saetta.available_executors() == ["dask", "local", "processes"]
     assert saetta.available_formats() == ["parquet", "root"]
 
 

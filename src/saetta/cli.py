@@ -116,6 +116,7 @@ def run(
     executor: str,
     chunk_size: int | None,
     tree: str,
+    testbed: str | None,
     plots: str | None,
     allow_partial: bool,
     progress: bool | None,
@@ -132,6 +133,7 @@ def run(
     \b
     Example:
       saetta run adl data/*.root -o results.root --executor processes:2
+      saetta run adl data/*.root -o results.root --testbed slurm-local
     """
     _run_and_write(
         analysis,
@@ -143,6 +145,7 @@ def run(
         progress=progress,
         allow_partial=allow_partial,
         plots=Path(plots) if plots else None,
+        testbed=testbed,
     )
 
 
@@ -158,6 +161,7 @@ def _run_and_write(
     allow_partial: bool,
     plots: Path | None,
     also: tuple[Path, ...] = (),
+    testbed: str | None = None,
 ) -> None:
     import saetta
     from saetta.analyses import load_analysis
@@ -174,6 +178,7 @@ def _run_and_write(
             chunk_size=chunk_size,
             progress=progress,
             allow_partial=allow_partial,
+            testbed=testbed,
         )
     except saetta.UnitError as exc:
         partial = getattr(exc, "result", None)
@@ -289,6 +294,48 @@ def _print_columns(columns: Any, sizes: dict[str, tuple[int, int]]) -> None:
             comp, raw = sizes[c.name]
             line += f"{comp / 1e6:>11.2f} MB{raw / comp if comp else 0:>8.2f}"
         click.echo(line)
+
+
+@cli.group()
+def testbeds() -> None:
+    """Named places to run (testbeds.yaml): list them, check one works."""
+
+
+@testbeds.command("list")
+def testbeds_list() -> None:
+    """List the testbeds saetta knows, and the file they come from."""
+    from saetta.execute.testbeds import find_testbeds_file, load_testbeds
+
+    where = find_testbeds_file()
+    click.echo(f"testbeds file: {where or 'none found (see saetta testbeds --help)'}")
+    for bed in load_testbeds().values():
+        click.echo("  " + bed.describe())
+
+
+@testbeds.command("check")
+@click.argument("name")
+def testbeds_check(name: str) -> None:
+    """Start testbed NAME, count its workers, check they run saetta with the same
+    package versions as here, and stop it again."""
+    import time
+
+    from saetta.execute.testbeds import testbed
+
+    bed = testbed(name)
+    click.echo(bed.describe())
+    if bed.kind == "local":
+        click.echo(f"ok: {bed.executor} on this machine ({os.cpu_count()} cores)")
+        return
+    from saetta.execute.dask import _versions, check_environment
+
+    started = time.perf_counter()
+    with bed.client() as client:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        check_environment(client)
+        elapsed = time.perf_counter() - started
+        click.echo(f"ok: {len(workers)} workers up in {elapsed:.1f} s, environment matches:")
+        for package, version in _versions().items():
+            click.echo(f"  {package:<12} {version}")
 
 
 @cli.group()

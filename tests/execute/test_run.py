@@ -118,7 +118,7 @@ def test_unmergeable_results_are_named(analysis, message: str, small_files: list
 
 def test_unknown_executor_lists_the_known_ones(small_files: list[Path]) -> None:
     with pytest.raises(
-        saetta.ExecutorError, match="unknown executor 'dsk'; available: local, processes"
+        saetta.ExecutorError, match="unknown executor 'dsk'; available: dask, local, processes"
     ):
         saetta.run(adl.q1, small_files[0], executor="dsk")
     with pytest.raises(saetta.ExecutorError, match="positive number of workers"):

@@ -1,12 +1,15 @@
-"""Stage: execute (layer 6) — where units run: choosing an executor by name.
+"""Stage: execute (layer 6) — where units run: executors chosen by name.
 
-Any object with the ``concurrent.futures.Executor`` shape (``submit``,
-``shutdown``) works; these names are built in:
+- ``local``: in this process, one unit after another (easiest to debug);
+- ``processes:N``: N worker processes on this machine (``processes``: one per core);
+- ``dask``, ``dask:N``: a Dask LocalCluster of N workers; ``dask://host:port``: an
+  existing Dask scheduler (needs the ``dask`` extra);
+- any ``concurrent.futures.Executor`` or ``distributed.Client`` instance.
 
-- ``local``: in this process, one unit after another (the default; easiest to debug);
-- ``processes:N``: N worker processes on this machine (``processes`` alone: one per core).
-
-Other executors are looked up by name in ``_EXECUTORS`` and imported on first use.
+Each resolves to a :class:`Placement`: something that can *drive* a list of
+work units to one merged :class:`~saetta.execute.merge.Partial`, and be closed.
+Names map to ``"module:function"`` strings imported on first use, so optional
+engines load only when asked for.
 """
 
 from __future__ import annotations
@@ -15,13 +18,24 @@ import importlib
 import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from typing import Any, ParamSpec, Protocol, TypeVar
 
+import cloudpickle
+
+from saetta.dataset import WorkUnit
 from saetta.errors import ExecutorError
+from saetta.execute.merge import MergeTree, Partial, combine
+from saetta.execute.outcome import UnitOutcome
+from saetta.execute.unit import Analysis, run_unit
 
-__all__ = ["LocalExecutor", "Placement", "available_executors", "resolve_executor"]
+__all__ = [
+    "FuturesPlacement",
+    "LocalExecutor",
+    "Placement",
+    "available_executors",
+    "resolve_executor",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -29,9 +43,10 @@ T = TypeVar("T")
 _EXECUTORS: dict[str, str] = {
     "local": "saetta.execute.executors:_local",
     "processes": "saetta.execute.executors:_processes",
+    "dask": "saetta.execute.dask:connect",
 }
 
-# Imported once in the forkserver, so every worker starts with them loaded.
+# Imported once in the forkserver, so every worker process starts with them loaded.
 _PRELOAD = ["saetta.execute.unit", "saetta.analyses.adl"]
 
 
@@ -49,15 +64,62 @@ class LocalExecutor(Executor):
         return future
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """An executor ready for work, how wide it is, and whether saetta must shut it down."""
+class Placement(Protocol):
+    """Where a run's units go: how many workers, how to drive units there, how to let go."""
 
-    executor: Executor
     name: str
-    workers: int
-    owned: bool
-    pickle_analysis: bool
+
+    @property
+    def workers(self) -> int: ...
+
+    def drive(
+        self, analysis: Analysis, units: tuple[WorkUnit, ...], bar: Any
+    ) -> Partial | None: ...
+
+    def close(self, *, cancel: bool = False) -> None: ...
+
+
+class FuturesPlacement:
+    """Drives units through a ``concurrent.futures`` executor, merging results here."""
+
+    def __init__(
+        self, executor: Executor, name: str, workers: int, *, owned: bool, pickle: bool
+    ) -> None:
+        self.executor = executor
+        self.name = name
+        self._workers = workers
+        self._owned = owned
+        self._pickle = pickle
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def drive(self, analysis: Analysis, units: tuple[WorkUnit, ...], bar: Any) -> Partial | None:
+        task: Analysis | bytes = cloudpickle.dumps(analysis) if self._pickle else analysis
+        tree: MergeTree[Partial] = MergeTree(len(units), combine)
+        pending: dict[Future[UnitOutcome], int] = {}
+        columns: dict[str, None] = {}  # learned from finished units, prefetched by later ones
+        window = 2 * self._workers + 1
+        submitted = 0
+        while submitted < len(units) or pending:
+            while submitted < len(units) and len(pending) < window:
+                future = self.executor.submit(run_unit, task, units[submitted], tuple(columns))
+                pending[future] = submitted
+                submitted += 1
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                index = pending.pop(future)
+                outcome = future.result()
+                columns.update(dict.fromkeys(outcome.columns))
+                tree.add(index, Partial.of(outcome))
+                if bar is not None:
+                    bar.update(outcome.unit.num_entries)
+        return tree.root
+
+    def close(self, *, cancel: bool = False) -> None:
+        if self._owned:
+            self.executor.shutdown(wait=not cancel, cancel_futures=cancel)
 
 
 def available_executors() -> list[str]:
@@ -65,12 +127,20 @@ def available_executors() -> list[str]:
     return sorted(_EXECUTORS)
 
 
-def resolve_executor(spec: str | Executor) -> Placement:
-    """Turn ``"local"``, ``"processes:4"`` or an Executor instance into a :class:`Placement`."""
+def resolve_executor(spec: Any) -> Placement:
+    """Turn ``"local"``, ``"processes:4"``, ``"dask://host:8786"``, an Executor or a
+    ``distributed.Client`` into a :class:`Placement`."""
     if isinstance(spec, Executor):
         workers = int(getattr(spec, "_max_workers", 0) or os.cpu_count() or 1)
-        return Placement(spec, type(spec).__name__, workers, owned=False, pickle_analysis=True)
-    name, _, argument = str(spec).partition(":")
+        return FuturesPlacement(spec, type(spec).__name__, workers, owned=False, pickle=True)
+    if type(spec).__module__.startswith("distributed"):
+        from saetta.execute.dask import wrap
+
+        return wrap(spec)
+    if not isinstance(spec, str):
+        msg = f"executor must be a name or an Executor, not {type(spec).__name__}"
+        raise ExecutorError(msg, name=str(spec))
+    name, _, argument = spec.partition(":")
     try:
         target = _EXECUTORS[name]
     except KeyError:
@@ -85,7 +155,7 @@ def _local(argument: str) -> Placement:
     if argument:
         msg = f"executor 'local' takes no argument, got 'local:{argument}'"
         raise ExecutorError(msg, name="local")
-    return Placement(LocalExecutor(), "local", 1, owned=True, pickle_analysis=False)
+    return FuturesPlacement(LocalExecutor(), "local", 1, owned=True, pickle=False)
 
 
 def _processes(argument: str) -> Placement:
@@ -99,4 +169,4 @@ def _processes(argument: str) -> Placement:
     context: Any = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-    return Placement(pool, f"processes:{workers}", workers, owned=True, pickle_analysis=True)
+    return FuturesPlacement(pool, f"processes:{workers}", workers, owned=True, pickle=True)

@@ -12,17 +12,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from contextlib import ExitStack
 from typing import Any
 
-import cloudpickle
-
-from saetta.dataset import DEFAULT_CHUNK_SIZE, Dataset, WorkUnit
+from saetta.dataset import DEFAULT_CHUNK_SIZE, Dataset
 from saetta.errors import UnitError
 from saetta.execute.executors import resolve_executor
-from saetta.execute.merge import MergeTree, Partial, combine
-from saetta.execute.outcome import Failure, Result, RunReport, UnitOutcome
-from saetta.execute.unit import Analysis, run_unit
+from saetta.execute.outcome import Failure, Result, RunReport
+from saetta.execute.testbeds import Testbed
+from saetta.execute.testbeds import testbed as find_testbed
+from saetta.execute.unit import Analysis
 
 __all__ = ["run"]
 
@@ -31,10 +30,11 @@ def run(
     analysis: Analysis,
     dataset: Dataset | str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
-    executor: str | Executor = "local",
+    executor: Any = "local",
     chunk_size: int | None = None,
     progress: bool | None = None,
     allow_partial: bool = False,
+    testbed: str | Testbed | None = None,
 ) -> Result:
     """Run ``analysis`` over every event of ``dataset`` and merge the results.
 
@@ -45,7 +45,9 @@ def run(
     dataset
         A :class:`~saetta.Dataset`, or paths / glob patterns to open as one.
     executor
-        ``"local"`` (this process), ``"processes:N"``, or any ``concurrent.futures.Executor``.
+        ``"local"`` (this process), ``"processes:N"``, ``"dask"`` / ``"dask:N"`` (a local
+        Dask cluster), ``"dask://host:port"`` (a running scheduler), or an instance of
+        ``concurrent.futures.Executor`` or ``distributed.Client``.
     chunk_size
         Entries per work unit at most. By default ``DEFAULT_CHUNK_SIZE``
         (250,000), made smaller when that would leave workers idle (at
@@ -54,6 +56,9 @@ def run(
         Show a progress bar; by default only when stderr is a terminal or in Jupyter.
     allow_partial
         Return a partial result when units fail, instead of raising.
+    testbed
+        A testbed name from ``testbeds.yaml`` (or a :class:`Testbed`); replaces
+        ``executor``. A batch cluster it starts is always stopped at the end.
 
     Returns
     -------
@@ -73,29 +78,42 @@ def run(
     """
     if not isinstance(dataset, Dataset):
         dataset = Dataset.open(dataset)
+    if chunk_size is not None:
+        dataset.units(chunk_size)  # refuse an absurd chunk size before starting workers
+    with ExitStack() as stack:
+        label = None
+        if testbed is not None:
+            target = testbed if isinstance(testbed, Testbed) else find_testbed(testbed)
+            label = f"{target.name} ({target.kind})"
+            executor = target.executor or stack.enter_context(target.cluster())
+        return _run(analysis, dataset, executor, chunk_size, progress, allow_partial, label)
+
+
+def _run(
+    analysis: Analysis,
+    dataset: Dataset,
+    executor: Any,
+    chunk_size: int | None,
+    progress: bool | None,
+    allow_partial: bool,
+    label: str | None,
+) -> Result:
     placement = resolve_executor(executor)
-    if chunk_size is None:
-        chunk_size = _auto_chunk_size(dataset.num_entries, placement.workers)
+    bar = None
     try:
+        if chunk_size is None:
+            chunk_size = _auto_chunk_size(dataset.num_entries, placement.workers)
         units = dataset.units(chunk_size)
+        started = time.perf_counter()
+        bar = _progress_bar(len(units), dataset.num_entries, progress)
+        root = placement.drive(analysis, units, bar)
     except BaseException:
-        if placement.owned:
-            placement.executor.shutdown(wait=False, cancel_futures=True)
-        raise
-    task: Analysis | bytes = cloudpickle.dumps(analysis) if placement.pickle_analysis else analysis
-    started = time.perf_counter()
-    bar = _progress_bar(len(units), dataset.num_entries, progress)
-    try:
-        root = _drive(placement.executor, placement.workers, task, units, bar)
-    except BaseException:
-        if placement.owned:
-            placement.executor.shutdown(wait=False, cancel_futures=True)
+        placement.close(cancel=True)
         raise
     finally:
         if bar is not None:
             bar.close()
-    if placement.owned:
-        placement.executor.shutdown(wait=True)
+    placement.close()
     wall = time.perf_counter() - started
     outcomes = root.outcomes if root is not None else ()
     merged = root.result if root is not None else None
@@ -103,7 +121,7 @@ def run(
     columns = dict.fromkeys(c for o in outcomes for c in o.columns)
     report = RunReport(
         dataset=dataset.name or _describe(dataset),
-        executor=placement.name,
+        executor=label or placement.name,
         chunk_size=chunk_size,
         files=len(dataset.files),
         units_total=len(units),
@@ -120,35 +138,6 @@ def run(
     if failures and not allow_partial:
         raise _failed(failures, report, result)
     return result
-
-
-def _drive(
-    executor: Executor,
-    workers: int,
-    task: Analysis | bytes,
-    units: tuple[WorkUnit, ...],
-    bar: Any,
-) -> Partial | None:
-    """Submit units progressively to a concurrent.futures executor; merge here, in tree order."""
-    tree: MergeTree[Partial] = MergeTree(len(units), combine)
-    pending: dict[Future[UnitOutcome], int] = {}
-    columns: dict[str, None] = {}
-    window = 2 * workers + 1
-    next_submit = 0
-    while next_submit < len(units) or pending:
-        while next_submit < len(units) and len(pending) < window:
-            future = executor.submit(run_unit, task, units[next_submit], tuple(columns))
-            pending[future] = next_submit
-            next_submit += 1
-        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-        for future in finished:
-            index = pending.pop(future)
-            outcome = future.result()
-            columns.update(dict.fromkeys(outcome.columns))
-            tree.add(index, Partial.of(outcome))
-            if bar is not None:
-                bar.update(outcome.unit.num_entries)
-    return tree.root
 
 
 def _auto_chunk_size(entries: int, workers: int) -> int:

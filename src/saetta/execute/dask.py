@@ -1,0 +1,177 @@
+"""Stage: execute (layer 6) — run work units on a Dask cluster (dask.distributed).
+
+One task per work unit; partial results merge *on the workers* along the same
+fixed tree as every other executor (:mod:`saetta.execute.merge`), so the client
+only ever receives the final result. Units are submitted progressively — a
+bounded window in flight — so a million-unit dataset never becomes a
+million-node graph, and the analysis function is sent to the workers once.
+
+Needs the ``dask`` extra: ``pip install 'saetta[dask]'``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import cloudpickle
+
+from saetta.dataset import WorkUnit
+from saetta.errors import ExecutorError
+from saetta.execute.merge import MergeTree, Partial, combine
+from saetta.execute.unit import run_unit
+
+try:
+    import distributed
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    msg = "executor 'dask' needs dask.distributed: pip install 'saetta[dask]'"
+    raise ExecutorError(msg, name="dask") from exc
+
+__all__ = ["DaskPlacement", "check_environment", "connect", "drive"]
+
+#: Packages whose versions must match between the client and the workers.
+PACKAGES = ("saetta", "awkward", "uproot", "numpy", "numba", "hist", "cloudpickle", "distributed")
+
+
+class DaskPlacement:
+    """A connected ``distributed.Client``, and whether saetta started (and must stop) it."""
+
+    def __init__(self, client: distributed.Client, name: str, owned: bool) -> None:
+        self.client = client
+        self.name = name
+        self.owned = owned
+
+    @property
+    def workers(self) -> int:
+        return max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
+
+    def drive(self, analysis: Any, units: tuple[WorkUnit, ...], bar: Any) -> Partial | None:
+        return drive(self, analysis, units, bar)
+
+    def close(self, *, cancel: bool = False) -> None:
+        if self.owned:
+            cluster = self.client.cluster
+            self.client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def connect(argument: str) -> DaskPlacement:
+    """``dask`` or ``dask:N``: a LocalCluster of N single-threaded worker processes;
+    ``dask://host:port`` (or ``tcp://``): an existing scheduler."""
+    if argument.startswith("//"):
+        address = "tcp:" + argument
+        try:
+            client = distributed.Client(address, timeout="20s")
+        except OSError as exc:
+            msg = f"cannot reach the Dask scheduler at {address}: {exc}"
+            raise ExecutorError(msg, name="dask") from exc
+        return DaskPlacement(client, f"dask {address}", owned=True)
+    try:
+        workers = int(argument) if argument else 2
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        msg = f"'dask:{argument}' needs a positive number of workers, e.g. dask:4"
+        raise ExecutorError(msg, name="dask")
+    cluster = distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
+    return DaskPlacement(distributed.Client(cluster), f"dask:{workers}", owned=True)
+
+
+def wrap(client: distributed.Client) -> DaskPlacement:
+    """A client the user made: used as is, never closed by saetta."""
+    return DaskPlacement(client, f"dask {client.scheduler.address}", owned=False)
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "missing"
+    found["python"] = ".".join(map(str, sys.version_info[:2]))
+    return found
+
+
+def check_environment(client: distributed.Client) -> None:
+    """Fail clearly if a worker cannot import saetta or has other versions than the client."""
+    here = _versions()
+    try:
+        there = client.run(_versions)
+    except Exception as exc:
+        msg = f"cannot check the Dask workers' environment: {type(exc).__name__}: {exc}"
+        raise ExecutorError(msg, name="dask") from exc
+    problems = []
+    for worker, versions in sorted(there.items()):
+        diffs = [
+            f"{name} {versions.get(name)} (client {here[name]})"
+            for name in here
+            if versions.get(name) != here[name]
+        ]
+        if diffs:
+            problems.append(f"{worker}: {', '.join(diffs)}")
+    if problems:
+        msg = "Dask workers differ from this client: " + "; ".join(problems)
+        raise ExecutorError(msg, name="dask")
+
+
+def _leaf(pickled: bytes, unit: WorkUnit) -> Partial:
+    return Partial.of(run_unit(pickled, unit))
+
+
+def drive(
+    placement: DaskPlacement, analysis: Any, units: tuple[WorkUnit, ...], bar: Any
+) -> Partial | None:
+    """Run every unit on the cluster; return the tree-merged partial (fetched once)."""
+    client = placement.client
+    check_environment(client)
+    pickled = cloudpickle.dumps(analysis)
+    token = uuid.uuid4().hex[:12]  # one run's keys never collide with another's
+    [shipped] = client.scatter([pickled], broadcast=True, hash=False)
+    merges = iter(range(len(units)))
+
+    def join(left: distributed.Future, right: distributed.Future) -> distributed.Future:
+        key = f"saetta-merge-{token}-{next(merges)}"
+        return client.submit(combine, left, right, key=key, priority=1)
+
+    tree: MergeTree[distributed.Future] = MergeTree(len(units), join)
+    window = 4 * placement.workers + 2
+    running = distributed.as_completed()
+    index_of: dict[str, int] = {}
+    submitted = 0
+    with _cancel_on_exit(client, running):
+        while submitted < len(units) or index_of:
+            while submitted < len(units) and len(index_of) < window:
+                future = client.submit(
+                    _leaf, shipped, units[submitted], key=f"saetta-unit-{token}-{submitted}"
+                )
+                index_of[future.key] = submitted
+                running.add(future)
+                submitted += 1
+            future = next(running)
+            index = index_of.pop(future.key)
+            tree.add(index, future)
+            if bar is not None:
+                bar.update(units[index].num_entries)
+        root = tree.root
+        return root.result() if root is not None else None
+
+
+@contextmanager
+def _cancel_on_exit(
+    client: distributed.Client, running: distributed.as_completed
+) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        futures = list(running.futures)
+        if futures:
+            client.cancel(futures, force=True)
+        raise
