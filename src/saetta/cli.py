@@ -96,6 +96,12 @@ def demo(events: int, out_dir: str, executor: str) -> None:
 )
 @click.option("--tree", default="Events", show_default=True, help="Tree holding the events (ROOT).")
 @click.option(
+    "--testbed",
+    default=None,
+    help="Run on a named testbed from testbeds.yaml (see 'saetta testbeds list'); "
+    "replaces --executor.",
+)
+@click.option(
     "--plots",
     type=click.Path(dir_okay=False),
     default=None,
