@@ -11,7 +11,7 @@ import uproot
 
 import saetta
 from saetta.dataset import open_reader
-from saetta.events import ColumnCache, build_events
+from saetta.events import UnitColumns, build_events
 
 
 class CountingReader:
@@ -36,7 +36,7 @@ def counting(sample_root: Path) -> CountingReader:
 
 
 def test_structure(counting: CountingReader) -> None:
-    events = build_events(ColumnCache(counting, 100, 200))
+    events = build_events(UnitColumns(counting, 100, 200))
     assert {"Jet", "Muon", "Electron", "MET", "run", "event", "genWeight", "nJet"} <= set(
         events.fields
     )
@@ -46,7 +46,7 @@ def test_structure(counting: CountingReader) -> None:
 
 
 def test_only_touched_columns_are_read_once(counting: CountingReader, sample_root: Path) -> None:
-    cache = ColumnCache(counting, 1000, 3000)
+    cache = UnitColumns(counting, 1000, 3000)
     events = build_events(cache)
     pt = events.Jet.pt
     again = events.Jet.pt
@@ -61,7 +61,7 @@ def test_only_touched_columns_are_read_once(counting: CountingReader, sample_roo
 
 
 def test_four_vector_behaviour_matches_numpy(sample_root: Path) -> None:
-    cache = ColumnCache(open_reader(str(sample_root)), 0, 2000)
+    cache = UnitColumns(open_reader(str(sample_root)), 0, 2000)
     muons = build_events(cache).Muon
     pairs = muons[ak.num(muons) >= 2]
     mass = (pairs[:, 0] + pairs[:, 1]).mass

@@ -96,6 +96,14 @@ def demo(events: int, out_dir: str, executor: str) -> None:
 )
 @click.option("--tree", default="Events", show_default=True, help="Tree holding the events (ROOT).")
 @click.option(
+    "--column-cache",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="SAETTA_COLUMN_CACHE",
+    help="Keep decoded columns in this folder, so the next run over the same files "
+    "skips decompression [env: SAETTA_COLUMN_CACHE].",
+)
+@click.option(
     "--testbed",
     default=None,
     help="Run on a named testbed from testbeds.yaml (see 'saetta testbeds list'); "
@@ -122,6 +130,7 @@ def run(
     executor: str,
     chunk_size: int | None,
     tree: str,
+    column_cache: str | None,
     testbed: str | None,
     plots: str | None,
     allow_partial: bool,
@@ -152,6 +161,7 @@ def run(
         allow_partial=allow_partial,
         plots=Path(plots) if plots else None,
         testbed=testbed,
+        column_cache=column_cache,
     )
 
 
@@ -168,6 +178,7 @@ def _run_and_write(
     plots: Path | None,
     also: tuple[Path, ...] = (),
     testbed: str | None = None,
+    column_cache: str | None = None,
 ) -> None:
     import saetta
     from saetta.analyses import load_analysis
@@ -185,6 +196,7 @@ def _run_and_write(
             progress=progress,
             allow_partial=allow_partial,
             testbed=testbed,
+            column_cache=column_cache,
         )
     except saetta.UnitError as exc:
         partial = getattr(exc, "result", None)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import importlib
 import itertools
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from saetta.errors import DatasetError
-from saetta.storage import expand, file_size
+from saetta.storage import expand, file_identity, file_size
 
 if TYPE_CHECKING:
     from saetta._typing import Column, Reader
@@ -29,6 +31,7 @@ __all__ = [
     "WorkUnit",
     "available_formats",
     "open_reader",
+    "shared_reader",
 ]
 
 #: Entries per work unit when none is given. Measured on the ADL queries over a
@@ -70,6 +73,42 @@ def open_reader(path: str, tree: str = "Events", format: str | None = None) -> R
     reader_cls = getattr(importlib.import_module(module), cls)
     reader: Reader = reader_cls(path, tree)
     return reader
+
+
+class _OpenReaders:
+    """The readers this process has open, least recently used first.
+
+    Opening a file and parsing its tree metadata costs milliseconds (much more for
+    real NanoAOD, with a thousand branches), so the dataset scan and every unit
+    of the same file in this process share one reader. Keyed by the file's size
+    and mtime too: a file rewritten in place is opened afresh, never served stale.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._readers: OrderedDict[tuple[object, ...], Reader] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str, tree: str, format: str) -> Reader:
+        key = (path, tree, format, file_identity(path))
+        with self._lock:
+            reader = self._readers.pop(key, None)
+        if reader is None:
+            reader = open_reader(path, tree, format)
+        with self._lock:
+            self._readers[key] = reader
+            while len(self._readers) > self._capacity:
+                _, old = self._readers.popitem(last=False)
+                old.close()
+        return reader
+
+
+_OPEN_READERS = _OpenReaders(capacity=16)
+
+
+def shared_reader(path: str, tree: str = "Events", format: str | None = None) -> Reader:
+    """This process's open reader for a file (see :class:`_OpenReaders`)."""
+    return _OPEN_READERS.get(path, tree, format or format_of(path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,19 +155,16 @@ class FileInfo:
     def scan(cls, path: str, tree: str = "Events", format: str | None = None) -> FileInfo:
         """Read a file's metadata: entries, columns, natural split points."""
         name = format or format_of(path)
-        reader = open_reader(path, tree, name)
-        try:
-            return cls(
-                path=path,
-                tree=tree,
-                format=name,
-                num_entries=reader.num_entries,
-                size_bytes=file_size(path),
-                columns=tuple(reader.columns.values()),
-                boundaries=tuple(reader.boundaries),
-            )
-        finally:
-            reader.close()
+        reader = shared_reader(path, tree, name)
+        return cls(
+            path=path,
+            tree=tree,
+            format=name,
+            num_entries=reader.num_entries,
+            size_bytes=file_size(path),
+            columns=tuple(reader.columns.values()),
+            boundaries=tuple(reader.boundaries),
+        )
 
     def units(self, chunk_size: int) -> Iterator[WorkUnit]:
         """Cut the file into units of at most ``chunk_size`` entries, on natural boundaries

@@ -29,7 +29,7 @@ import vector
 from saetta._typing import Column, Jagged, Reader
 from saetta.errors import FormatError
 
-__all__ = ["ColumnCache", "NanoLayout", "build_events"]
+__all__ = ["NanoLayout", "UnitColumns", "build_events"]
 
 _BEHAVIOR: dict[Any, Any] = dict(vector.backends.awkward.behavior)
 
@@ -68,7 +68,7 @@ class NanoLayout:
 
 
 @dataclass
-class ColumnCache:
+class UnitColumns:
     """The columns of one unit, read on first request and kept for the unit's life.
 
     ``touched`` lists, in order, every column the analysis made it read.
@@ -94,7 +94,7 @@ class ColumnCache:
         return self.loaded[name]
 
 
-def build_events(cache: ColumnCache, *, attrs: Mapping[str, Any] | None = None) -> ak.Array:
+def build_events(cache: UnitColumns, *, attrs: Mapping[str, Any] | None = None) -> ak.Array:
     """A lazy NanoAOD-style record array over the unit behind ``cache``.
 
     Examples
@@ -166,7 +166,7 @@ def _record_parameters(name: str, fields: Sequence[str]) -> dict[str, Any]:
     return {"collection": name}
 
 
-def _flat(cache: ColumnCache, name: str, dtype: str, length: int) -> np.ndarray:
+def _flat(cache: UnitColumns, name: str, dtype: str, length: int) -> np.ndarray:
     values = np.asarray(cache.get(name), dtype=dtype)
     if len(values) != length:
         msg = f"{name} has {len(values)} entries in [{cache.start}:{cache.stop}], expected {length}"
@@ -174,7 +174,7 @@ def _flat(cache: ColumnCache, name: str, dtype: str, length: int) -> np.ndarray:
     return values
 
 
-def _offsets(cache: ColumnCache, counter: str) -> np.ndarray:
+def _offsets(cache: UnitColumns, counter: str) -> np.ndarray:
     key = f"{counter}.offsets"
     if key not in cache.loaded:
         counts = np.asarray(cache.get(counter))
@@ -185,7 +185,7 @@ def _offsets(cache: ColumnCache, counter: str) -> np.ndarray:
     return offsets
 
 
-def _content(cache: ColumnCache, column: Column, counter: str) -> np.ndarray:
+def _content(cache: UnitColumns, column: Column, counter: str) -> np.ndarray:
     jagged: Jagged = cache.get(column.name)
     values = jagged.content[jagged.offsets[0] : jagged.offsets[-1]]
     expected = int(_offsets(cache, counter)[-1])

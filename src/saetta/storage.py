@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from saetta.errors import StorageError
 
-__all__ = ["expand", "file_size"]
+__all__ = ["expand", "file_identity", "file_size"]
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -53,3 +53,13 @@ def file_size(path: str) -> int:
     except OSError as exc:
         msg = f"cannot stat {path}: {exc.strerror or exc}"
         raise StorageError(msg, url=path) from exc
+
+
+def file_identity(path: str) -> tuple[int, int]:
+    """(size, modification time in ns): changes whenever the file is rewritten."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        msg = f"cannot stat {path}: {exc.strerror or exc}"
+        raise StorageError(msg, url=path) from exc
+    return (st.st_size, st.st_mtime_ns)

@@ -23,7 +23,7 @@ import cloudpickle
 from saetta.dataset import WorkUnit
 from saetta.errors import ExecutorError
 from saetta.execute.merge import MergeTree, Partial, combine
-from saetta.execute.unit import run_unit
+from saetta.execute.unit import ReadOptions, run_unit
 
 try:
     import distributed
@@ -49,8 +49,10 @@ class DaskPlacement:
     def workers(self) -> int:
         return max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
 
-    def drive(self, analysis: Any, units: tuple[WorkUnit, ...], bar: Any) -> Partial | None:
-        return drive(self, analysis, units, bar)
+    def drive(
+        self, analysis: Any, units: tuple[WorkUnit, ...], bar: Any, options: ReadOptions
+    ) -> Partial | None:
+        return drive(self, analysis, units, bar, options)
 
     def close(self, *, cancel: bool = False) -> None:
         if self.owned:
@@ -122,12 +124,16 @@ def check_environment(client: distributed.Client) -> None:
         raise ExecutorError(msg, name="dask")
 
 
-def _leaf(pickled: bytes, unit: WorkUnit) -> Partial:
-    return Partial.of(run_unit(pickled, unit))
+def _leaf(pickled: bytes, unit: WorkUnit, options: ReadOptions) -> Partial:
+    return Partial.of(run_unit(pickled, unit, (), options))
 
 
 def drive(
-    placement: DaskPlacement, analysis: Any, units: tuple[WorkUnit, ...], bar: Any
+    placement: DaskPlacement,
+    analysis: Any,
+    units: tuple[WorkUnit, ...],
+    bar: Any,
+    options: ReadOptions,
 ) -> Partial | None:
     """Run every unit on the cluster; return the tree-merged partial (fetched once)."""
     client = placement.client
@@ -150,7 +156,11 @@ def drive(
         while submitted < len(units) or index_of:
             while submitted < len(units) and len(index_of) < window:
                 future = client.submit(
-                    _leaf, shipped, units[submitted], key=f"saetta-unit-{token}-{submitted}"
+                    _leaf,
+                    shipped,
+                    units[submitted],
+                    options,
+                    key=f"saetta-unit-{token}-{submitted}",
                 )
                 index_of[future.key] = submitted
                 running.add(future)

@@ -27,7 +27,7 @@ from saetta.dataset import WorkUnit
 from saetta.errors import ExecutorError
 from saetta.execute.merge import MergeTree, Partial, combine
 from saetta.execute.outcome import UnitOutcome
-from saetta.execute.unit import Analysis, run_unit
+from saetta.execute.unit import Analysis, ReadOptions, run_unit
 
 __all__ = [
     "FuturesPlacement",
@@ -73,7 +73,7 @@ class Placement(Protocol):
     def workers(self) -> int: ...
 
     def drive(
-        self, analysis: Analysis, units: tuple[WorkUnit, ...], bar: Any
+        self, analysis: Analysis, units: tuple[WorkUnit, ...], bar: Any, options: ReadOptions
     ) -> Partial | None: ...
 
     def close(self, *, cancel: bool = False) -> None: ...
@@ -95,7 +95,9 @@ class FuturesPlacement:
     def workers(self) -> int:
         return self._workers
 
-    def drive(self, analysis: Analysis, units: tuple[WorkUnit, ...], bar: Any) -> Partial | None:
+    def drive(
+        self, analysis: Analysis, units: tuple[WorkUnit, ...], bar: Any, options: ReadOptions
+    ) -> Partial | None:
         task: Analysis | bytes = cloudpickle.dumps(analysis) if self._pickle else analysis
         tree: MergeTree[Partial] = MergeTree(len(units), combine)
         pending: dict[Future[UnitOutcome], int] = {}
@@ -104,9 +106,13 @@ class FuturesPlacement:
         submitted = 0
         while submitted < len(units) or pending:
             while submitted < len(units) and len(pending) < window:
-                future = self.executor.submit(run_unit, task, units[submitted], tuple(columns))
+                future = self.executor.submit(
+                    run_unit, task, units[submitted], tuple(columns), options
+                )
                 pending[future] = submitted
                 submitted += 1
+                if future.done():
+                    break  # an in-process executor: learn its columns before the next submit
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 index = pending.pop(future)

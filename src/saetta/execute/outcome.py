@@ -35,6 +35,8 @@ class UnitOutcome:
     columns: tuple[str, ...] = ()
     bytes_read: int = 0
     seconds: float = 0.0
+    cache_hits: int = 0  # columns served by the column cache
+    cache_misses: int = 0  # columns read from the file (and then cached)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ class RunReport:
     unit_seconds: float
     columns: tuple[str, ...]
     failures: tuple[Failure, ...] = field(default=())
+    cache_hits: int = 0
+    cache_misses: int = 0
 
     @property
     def complete(self) -> bool:
@@ -84,6 +88,8 @@ class RunReport:
             "events_per_second": self.events_per_second,
             "columns": list(self.columns),
             "complete": self.complete,
+            "cache_hits": self.cache_hits,
+            "cache_misses": self.cache_misses,
             "failures": [
                 {
                     "unit": f.unit.id,
@@ -108,6 +114,11 @@ class RunReport:
             ("wall time", f"{self.wall_seconds:,.2f} s"),
             ("rate", f"{self.events_per_second:,.0f} events/s"),
             ("columns", ", ".join(self.columns) or "none"),
+            *(
+                [("column cache", f"{self.cache_hits:,} hits, {self.cache_misses:,} misses")]
+                if self.cache_hits or self.cache_misses
+                else []
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,29 +8,42 @@ from __future__ import annotations
 
 import difflib
 import functools
-import os
 import re
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
 
 from saetta._typing import Reader
 from saetta.accumulate import check
-from saetta.dataset import WorkUnit, open_reader
+from saetta.dataset import WorkUnit, shared_reader
 from saetta.errors import AnalysisError, SaettaError
-from saetta.events import ColumnCache, build_events
+from saetta.events import UnitColumns, build_events
 from saetta.execute.outcome import Failure, UnitOutcome
+from saetta.formats.column_cache import CachedReader
+from saetta.storage import file_identity
 
-__all__ = ["Analysis", "run_unit"]
+__all__ = ["Analysis", "ReadOptions", "run_unit"]
 
 Analysis = Callable[[Any], Any]
 
 
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """How units read their columns; the same for every unit of a run."""
+
+    column_cache: str | None = None  # folder of the decoded-column cache; None: off
+    column_cache_bytes: int = 20 * 1024**3
+
+
 def run_unit(
-    analysis: Analysis | bytes, unit: WorkUnit, prefetch: Sequence[str] = ()
+    analysis: Analysis | bytes,
+    unit: WorkUnit,
+    prefetch: Sequence[str] = (),
+    options: ReadOptions = ReadOptions(),
 ) -> UnitOutcome:
     """Run ``analysis`` over ``unit``; never raises for a failure of the unit itself.
 
@@ -40,13 +53,18 @@ def run_unit(
     """
     started = time.perf_counter()
     reader: Reader | None = None
+    cached: CachedReader | None = None
     bytes_before = 0
-    cache: ColumnCache | None = None
+    cache: UnitColumns | None = None
     try:
         function = _load(analysis) if isinstance(analysis, bytes) else analysis
-        reader = _open(unit.path, unit.tree, unit.format, *_identity(unit.path))
+        reader = shared_reader(unit.path, unit.tree, unit.format)
+        if options.column_cache:
+            reader = cached = CachedReader(
+                reader, options.column_cache, file_identity(unit.path), options.column_cache_bytes
+            )
         bytes_before = reader.bytes_read
-        cache = ColumnCache(reader, unit.start, unit.stop)
+        cache = UnitColumns(reader, unit.start, unit.stop)
         cache.prefetch(prefetch)
         events = build_events(
             cache,
@@ -73,6 +91,8 @@ def run_unit(
             columns=tuple(cache.touched) if cache else (),
             bytes_read=(reader.bytes_read - bytes_before) if reader else 0,
             seconds=time.perf_counter() - started,
+            cache_hits=cached.hits if cached else 0,
+            cache_misses=cached.misses if cached else 0,
         )
     return UnitOutcome(
         unit,
@@ -80,6 +100,8 @@ def run_unit(
         columns=tuple(cache.touched),
         bytes_read=reader.bytes_read - bytes_before,
         seconds=time.perf_counter() - started,
+        cache_hits=cached.hits if cached else 0,
+        cache_misses=cached.misses if cached else 0,
     )
 
 
@@ -106,18 +128,3 @@ def _message(exc: BaseException) -> str:
 def _load(pickled: bytes) -> Analysis:
     function: Analysis = cloudpickle.loads(pickled)
     return function
-
-
-def _identity(path: str) -> tuple[int, int]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (-1, -1)
-    return (st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=8)
-def _open(path: str, tree: str, format: str, size: int, mtime_ns: int) -> Reader:
-    # Keyed by size and mtime too, so a file rewritten between two runs in the same
-    # process (a notebook regenerating its sample) is opened afresh, never served stale.
-    return open_reader(path, tree, format)
