@@ -37,6 +37,7 @@ class UnitOutcome:
     seconds: float = 0.0
     cache_hits: int = 0  # columns served by the column cache
     cache_misses: int = 0  # columns read from the file (and then cached)
+    peak_memory: int = 0  # peak resident bytes of the worker process after this unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class RunReport:
     failures: tuple[Failure, ...] = field(default=())
     cache_hits: int = 0
     cache_misses: int = 0
+    peak_memory: int = 0  # the largest peak resident memory of any worker, bytes
 
     @property
     def complete(self) -> bool:
@@ -88,6 +90,7 @@ class RunReport:
             "events_per_second": self.events_per_second,
             "columns": list(self.columns),
             "complete": self.complete,
+            "peak_memory_bytes": self.peak_memory,
             "cache_hits": self.cache_hits,
             "cache_misses": self.cache_misses,
             "failures": [
@@ -113,6 +116,7 @@ class RunReport:
             ("bytes read", f"{self.bytes_read / 1e6:,.1f} MB"),
             ("wall time", f"{self.wall_seconds:,.2f} s"),
             ("rate", f"{self.events_per_second:,.0f} events/s"),
+            ("peak memory", f"{self.peak_memory / 1e6:,.0f} MB per worker"),
             ("columns", ", ".join(self.columns) or "none"),
             *(
                 [("column cache", f"{self.cache_hits:,} hits, {self.cache_misses:,} misses")]

@@ -144,6 +144,7 @@ def _run(
         failures=failures,
         cache_hits=sum(o.cache_hits for o in outcomes),
         cache_misses=sum(o.cache_misses for o in outcomes),
+        peak_memory=max((o.peak_memory for o in outcomes), default=0),
     )
     result = Result(merged if isinstance(merged, Mapping) else {}, report)
     if failures and not allow_partial:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+import resource
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -93,6 +94,7 @@ def run_unit(
             seconds=time.perf_counter() - started,
             cache_hits=cached.hits if cached else 0,
             cache_misses=cached.misses if cached else 0,
+            peak_memory=_peak_memory(),
         )
     return UnitOutcome(
         unit,
@@ -102,7 +104,13 @@ def run_unit(
         seconds=time.perf_counter() - started,
         cache_hits=cached.hits if cached else 0,
         cache_misses=cached.misses if cached else 0,
+        peak_memory=_peak_memory(),
     )
+
+
+def _peak_memory() -> int:
+    """Peak resident memory of this worker process so far, in bytes (Linux: ru_maxrss in kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 _NO_FIELD = re.compile(r"no field(?: named)? '([^']+)'")

@@ -67,9 +67,12 @@ class RootReader:
         self.path = path
         self.tree = tree
         try:
-            # Memory-mapping a local file reads ~12 % faster than uproot's default fsspec
-            # source (measured on the ADL queries); remote URLs keep the default.
-            local = {"handler": uproot.source.file.MemmapSource} if "://" not in path else {}
+            # Plain threaded reads of a local file are ~10 % faster than uproot's default
+            # fsspec source; a memory map is as fast but counts every page of the file it
+            # touched as resident memory, so a worker would seem to grow with the dataset.
+            local = (
+                {"handler": uproot.source.file.MultithreadedFileSource} if "://" not in path else {}
+            )
             self._file = uproot.open(path, array_cache=None, **local)
         except FileNotFoundError as exc:
             msg = f"file not found: {path}"
