@@ -60,3 +60,6 @@ def small_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def flow_values(result: object, name: str) -> np.ndarray:
     return np.asarray(result[name].view(flow=True))  # type: ignore[index]
+
+
+from batch_services import htcondor_env, slurm_cluster_env  # noqa: F401 - fixtures

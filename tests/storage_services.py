@@ -152,6 +152,15 @@ class StorageServer:
             return f"{self.base_url}/{quote(rel)}"
         return f"{self.base_url}/{rel}"
 
+    def fs_path(self, relpath: str | os.PathLike[str] = "") -> str:
+        """The path of ``relpath`` as ``filesystem()`` names it (e.g. for pyarrow, which does not
+        strip ``root://host/`` or ``s3://``): ``/abs/dir/NAME``, the https URL, ``BUCKET/NAME``."""
+        if self.protocol == "root":
+            return (self.root / relpath).as_posix()
+        if self.protocol == "s3":
+            return self.url(relpath).removeprefix("s3://")
+        return self.url(relpath)
+
     def filesystem(self) -> Any:
         """A fresh fsspec filesystem for this server; it accepts the full ``url(...)`` as path."""
         import fsspec

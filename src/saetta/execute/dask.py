@@ -138,6 +138,8 @@ def drive(
     """Run every unit on the cluster; return the tree-merged partial (fetched once)."""
     client = placement.client
     check_environment(client)
+    if bar is not None and client.dashboard_link:
+        print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
     pickled = cloudpickle.dumps(analysis)
     token = uuid.uuid4().hex[:12]  # one run's keys never collide with another's
     [shipped] = client.scatter([pickled], broadcast=True, hash=False)
