@@ -17,9 +17,9 @@ LAYERS = {
     "events": 4, "kernels": 4,
     "accumulate": 5,
     "execute": 6,
-    "testbeds": 7, "usecase": 7,
+    "testbeds": 7, "usecase": 7, "history": 7,
     "output": 8, "plot": 8, "report": 8,
-    "cli": 9, "analyses": 9, "datagen": 9, "__main__": 9,
+    "cli": 9, "usecase_cli": 9, "analyses": 9, "datagen": 9, "__main__": 9,
 }  # fmt: skip
 
 

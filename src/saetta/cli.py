@@ -18,6 +18,7 @@ import click
 from saetta._version import __version__
 from saetta.dataset import DEFAULT_CHUNK_SIZE
 from saetta.errors import SaettaError
+from saetta.usecase_cli import plan, testbeds_history, validate
 
 __all__ = ["main"]
 
@@ -396,6 +397,11 @@ def generate_nanoaod_command(
     except ValueError as exc:
         raise click.UsageError(str(exc).replace("pass format=", "pass --format")) from exc
     click.echo(f"wrote {events:,} events to {path} ({path.stat().st_size / 1e6:,.1f} MB)")
+
+
+cli.add_command(plan)
+cli.add_command(validate)
+testbeds.add_command(testbeds_history)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,6 +38,13 @@ class UnitOutcome:
     cache_hits: int = 0  # columns served by the column cache
     cache_misses: int = 0  # columns read from the file (and then cached)
     peak_memory: int = 0  # peak resident bytes of the worker process after this unit
+    worker: str = ""  # host:pid of the process that ran it
+    started_at: float = 0.0  # wall clock (time.time()) when the unit started
+
+    @property
+    def events(self) -> int:
+        """Events processed: the unit's entries if it succeeded, else 0."""
+        return self.unit.num_entries if self.failure is None else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,8 @@ class RunReport:
     cache_hits: int = 0
     cache_misses: int = 0
     peak_memory: int = 0  # the largest peak resident memory of any worker, bytes
+    units: tuple[UnitOutcome, ...] = field(default=(), repr=False)  # per unit, without results
+    started_at: float = 0.0  # wall clock when the run started
 
     @property
     def complete(self) -> bool:

@@ -114,6 +114,7 @@ def _run(
             chunk_size = _auto_chunk_size(dataset.num_entries, placement.workers)
         units = dataset.units(chunk_size)
         started = time.perf_counter()
+        started_at = time.time()
         bar = _progress_bar(len(units), dataset.num_entries, progress)
         root = placement.drive(analysis, units, bar, options)
     except BaseException:
@@ -145,6 +146,8 @@ def _run(
         cache_hits=sum(o.cache_hits for o in outcomes),
         cache_misses=sum(o.cache_misses for o in outcomes),
         peak_memory=max((o.peak_memory for o in outcomes), default=0),
+        units=tuple(outcomes),
+        started_at=started_at,
     )
     result = Result(merged if isinstance(merged, Mapping) else {}, report)
     if failures and not allow_partial:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 import re
 import resource
+import socket
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -53,6 +55,7 @@ def run_unit(
     touched, read here in one call before the analysis starts.
     """
     started = time.perf_counter()
+    started_at = time.time()
     reader: Reader | None = None
     cached: CachedReader | None = None
     bytes_before = 0
@@ -95,6 +98,8 @@ def run_unit(
             cache_hits=cached.hits if cached else 0,
             cache_misses=cached.misses if cached else 0,
             peak_memory=_peak_memory(),
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+            started_at=started_at,
         )
     return UnitOutcome(
         unit,
@@ -105,6 +110,8 @@ def run_unit(
         cache_hits=cached.hits if cached else 0,
         cache_misses=cached.misses if cached else 0,
         peak_memory=_peak_memory(),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        started_at=started_at,
     )
 
 
