@@ -97,6 +97,21 @@ def demo(events: int, out_dir: str, executor: str) -> None:
 )
 @click.option("--tree", default="Events", show_default=True, help="Tree holding the events (ROOT).")
 @click.option(
+    "--cache",
+    "cache",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="SAETTA_CACHE",
+    help="Keep what is read from remote files (root://, https://, s3://) in this folder, "
+    "so the next run reads it locally [env: SAETTA_CACHE].",
+)
+@click.option(
+    "--cache-size",
+    default="50GB",
+    show_default=True,
+    help="Upper bound of the --cache folder; least recently used blocks go first.",
+)
+@click.option(
     "--column-cache",
     type=click.Path(file_okay=False),
     default=None,
@@ -131,13 +146,16 @@ def run(
     executor: str,
     chunk_size: int | None,
     tree: str,
+    cache: str | None,
+    cache_size: str,
     column_cache: str | None,
     testbed: str | None,
     plots: str | None,
     allow_partial: bool,
     progress: bool | None,
 ) -> None:
-    """Run ANALYSIS over FILES (paths or glob patterns).
+    """Run ANALYSIS over FILES: paths, URLs (root://, https://, s3://), glob patterns,
+    or @NAME for a dataset of the catalog (datasets.yaml).
 
     \b
     ANALYSIS is one of:
@@ -163,6 +181,8 @@ def run(
         plots=Path(plots) if plots else None,
         testbed=testbed,
         column_cache=column_cache,
+        cache=cache,
+        cache_size=cache_size,
     )
 
 
@@ -180,6 +200,8 @@ def _run_and_write(
     also: tuple[Path, ...] = (),
     testbed: str | None = None,
     column_cache: str | None = None,
+    cache: str | None = None,
+    cache_size: str = "50GB",
 ) -> None:
     import saetta
     from saetta.analyses import load_analysis
@@ -187,7 +209,7 @@ def _run_and_write(
 
     _check_outputs(output, plots, also)
     function = load_analysis(analysis)
-    dataset = saetta.Dataset.open(files, tree)
+    dataset = _dataset(files, tree)
     try:
         result = saetta.run(
             function,
@@ -198,6 +220,8 @@ def _run_and_write(
             allow_partial=allow_partial,
             testbed=testbed,
             column_cache=column_cache,
+            cache=cache,
+            cache_size=cache_size,
         )
     except saetta.UnitError as exc:
         partial = getattr(exc, "result", None)
@@ -227,6 +251,19 @@ def _run_and_write(
             f"failed, {result.report.events_missing:,} events not processed",
             err=True,
         )
+
+
+def _dataset(files: list[str], tree: str) -> Any:
+    """Open FILES; ``@name`` entries come from the dataset catalog."""
+    import saetta
+
+    named = [f for f in files if f.startswith("@")]
+    if not named:
+        return saetta.Dataset.open(files, tree)
+    if len(files) > 1:
+        msg = "give either one @dataset from the catalog or files, not both"
+        raise SaettaError(msg)
+    return saetta.Dataset.from_catalog(named[0][1:])
 
 
 def _check_outputs(output: Path | None, plots: Path | None, also: tuple[Path, ...]) -> None:
@@ -355,6 +392,39 @@ def testbeds_check(name: str) -> None:
         click.echo(f"ok: {len(workers)} workers up in {elapsed:.1f} s, environment matches:")
         for package, version in _versions().items():
             click.echo(f"  {package:<12} {version}")
+
+
+@cli.group()
+def cache() -> None:
+    """The data cache tier: what remote reads left on this disk."""
+
+
+_CACHE_DIR = os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "saetta", "data"
+)
+
+
+@cache.command("info")
+@click.argument("folder", default=_CACHE_DIR, required=False)
+def cache_info_command(folder: str) -> None:
+    """Show the files, blocks and bytes held in FOLDER [default: ~/.cache/saetta/data]."""
+    from saetta.storage import cache_info
+
+    info = cache_info(folder)
+    click.echo(
+        f"{info['directory']}: {info['files']:,} files, {info['blocks']:,} blocks, "
+        f"{info['bytes'] / 1e6:,.1f} MB"
+    )
+
+
+@cache.command("clear")
+@click.argument("folder", default=_CACHE_DIR, required=False)
+def cache_clear_command(folder: str) -> None:
+    """Delete everything cached in FOLDER [default: ~/.cache/saetta/data]."""
+    from saetta.storage import clear_cache
+
+    freed = clear_cache(folder)
+    click.echo(f"freed {freed / 1e6:,.1f} MB in {folder}")
 
 
 @cli.group()

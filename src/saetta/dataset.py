@@ -13,13 +13,16 @@ import itertools
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from saetta.errors import DatasetError
-from saetta.storage import expand, file_identity, file_size
+from saetta.storage import StorageOptions, expand, file_identity, file_size
 
 if TYPE_CHECKING:
     from saetta._typing import Column, Reader
@@ -30,6 +33,7 @@ __all__ = [
     "FileInfo",
     "WorkUnit",
     "available_formats",
+    "find_catalog",
     "open_reader",
     "shared_reader",
 ]
@@ -50,6 +54,18 @@ def available_formats() -> list[str]:
     return sorted(_FORMATS)
 
 
+def find_catalog() -> Path | None:
+    """The dataset catalog: ``$SAETTA_CATALOG``, ``./datasets.yaml``, or
+    ``$XDG_CONFIG_HOME/saetta/datasets.yaml``; the first that exists."""
+    candidates = []
+    if os.environ.get("SAETTA_CATALOG"):
+        candidates.append(Path(os.environ["SAETTA_CATALOG"]))
+    candidates.append(Path("datasets.yaml"))
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    candidates.append(config / "saetta" / "datasets.yaml")
+    return next((p for p in candidates if p.is_file()), None)
+
+
 def format_of(path: str) -> str:
     """The format name for a file path, from its suffix."""
     suffix = os.path.splitext(path.split("?", 1)[0])[1].lower()
@@ -61,8 +77,13 @@ def format_of(path: str) -> str:
         raise DatasetError(msg, path=path) from None
 
 
-def open_reader(path: str, tree: str = "Events", format: str | None = None) -> Reader:
-    """Open one file with the reader for its format."""
+def open_reader(
+    path: str,
+    tree: str = "Events",
+    format: str | None = None,
+    storage: StorageOptions | None = None,
+) -> Reader:
+    """Open one file (path or URL) with the reader for its format."""
     name = format or format_of(path)
     try:
         target = _FORMATS[name]
@@ -71,7 +92,7 @@ def open_reader(path: str, tree: str = "Events", format: str | None = None) -> R
         raise DatasetError(msg, path=path) from None
     module, _, cls = target.partition(":")
     reader_cls = getattr(importlib.import_module(module), cls)
-    reader: Reader = reader_cls(path, tree)
+    reader: Reader = reader_cls(path, tree, storage)
     return reader
 
 
@@ -89,12 +110,12 @@ class _OpenReaders:
         self._readers: OrderedDict[tuple[object, ...], Reader] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, path: str, tree: str, format: str) -> Reader:
-        key = (path, tree, format, file_identity(path))
+    def get(self, path: str, tree: str, format: str, storage: StorageOptions) -> Reader:
+        key = (path, tree, format, file_identity(path, storage), storage.cache_dir)
         with self._lock:
             reader = self._readers.pop(key, None)
         if reader is None:
-            reader = open_reader(path, tree, format)
+            reader = open_reader(path, tree, format, storage)
         with self._lock:
             self._readers[key] = reader
             while len(self._readers) > self._capacity:
@@ -106,9 +127,14 @@ class _OpenReaders:
 _OPEN_READERS = _OpenReaders(capacity=16)
 
 
-def shared_reader(path: str, tree: str = "Events", format: str | None = None) -> Reader:
+def shared_reader(
+    path: str,
+    tree: str = "Events",
+    format: str | None = None,
+    storage: StorageOptions | None = None,
+) -> Reader:
     """This process's open reader for a file (see :class:`_OpenReaders`)."""
-    return _OPEN_READERS.get(path, tree, format or format_of(path))
+    return _OPEN_READERS.get(path, tree, format or format_of(path), storage or StorageOptions())
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,16 +178,22 @@ class FileInfo:
     boundaries: tuple[int, ...] = field(repr=False)
 
     @classmethod
-    def scan(cls, path: str, tree: str = "Events", format: str | None = None) -> FileInfo:
+    def scan(
+        cls,
+        path: str,
+        tree: str = "Events",
+        format: str | None = None,
+        storage: StorageOptions | None = None,
+    ) -> FileInfo:
         """Read a file's metadata: entries, columns, natural split points."""
         name = format or format_of(path)
-        reader = shared_reader(path, tree, name)
+        reader = shared_reader(path, tree, name, storage)
         return cls(
             path=path,
             tree=tree,
             format=name,
             num_entries=reader.num_entries,
-            size_bytes=file_size(path),
+            size_bytes=file_size(path, storage),
             columns=tuple(reader.columns.values()),
             boundaries=tuple(reader.boundaries),
         )
@@ -209,6 +241,7 @@ class Dataset:
 
     files: tuple[FileInfo, ...]
     name: str = ""
+    storage: StorageOptions = field(default_factory=StorageOptions, repr=False)
 
     @classmethod
     def open(
@@ -218,39 +251,81 @@ class Dataset:
         *,
         format: str | None = None,
         name: str = "",
+        storage_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Dataset:
-        """Open files (paths or glob patterns) and read each one's metadata once.
+        """Open files (paths, URLs or glob patterns) and read each one's metadata once.
 
         Parameters
         ----------
         paths
-            A path, a glob pattern, or a list of them.
+            A path, a URL (``root://``, ``https://``, ``s3://``), a glob pattern, or a
+            list of them. Remote globs are expanded on the server.
         tree
             The tree (ROOT) holding the events; ignored for Parquet.
         format
             ``"root"`` or ``"parquet"``; by default taken from each file's suffix.
         name
             A label shown in reports.
+        storage_options
+            fsspec options per protocol, e.g. ``{"s3": {"endpoint_url": ...}}``.
+            Credentials are better left to their usual places (the AWS environment,
+            X509 variables, netrc), which work without this.
 
         Raises
         ------
         StorageError
-            A path does not exist or a pattern matches nothing.
+            A path does not exist, a pattern matches nothing, a server cannot be reached.
         FormatError
             A file is not readable in its format, or lacks the tree.
         """
+        storage = StorageOptions(protocol_options=dict(storage_options or {}))
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
-        files = expand(paths)
+        files = expand(paths, storage)
         if not files:
             msg = "the dataset has no files"
             raise DatasetError(msg)
         if len(files) == 1:
-            infos = [FileInfo.scan(files[0], tree, format)]
+            infos = [FileInfo.scan(files[0], tree, format, storage)]
         else:
             with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
-                infos = list(pool.map(lambda p: FileInfo.scan(p, tree, format), files))
-        return cls(tuple(infos), name)
+                infos = list(pool.map(lambda p: FileInfo.scan(p, tree, format, storage), files))
+        return cls(tuple(infos), name, storage)
+
+    @classmethod
+    def from_catalog(cls, name: str, catalog: str | os.PathLike[str] | None = None) -> Dataset:
+        """Open the dataset ``name`` of a catalog file (see :func:`find_catalog`).
+
+        A catalog is YAML: ``name: {files: [url or glob, ...], tree: Events,
+        storage_options: {s3: {...}}}``.
+        """
+        path = Path(catalog) if catalog is not None else find_catalog()
+        if path is None:
+            msg = (
+                f"no dataset catalog found for @{name}: create datasets.yaml or set SAETTA_CATALOG"
+            )
+            raise DatasetError(msg)
+        try:
+            document = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            msg = f"cannot read dataset catalog {path}: {exc}"
+            raise DatasetError(msg, path=str(path)) from exc
+        if not isinstance(document, Mapping) or name not in document:
+            known = ", ".join(sorted(document)) if isinstance(document, Mapping) else ""
+            msg = f"no dataset {name!r} in {path}; it has: {known or 'nothing'}"
+            raise DatasetError(msg, path=str(path))
+        entry = document[name]
+        files = entry.get("files") if isinstance(entry, Mapping) else None
+        if not files:
+            msg = f"dataset {name!r} in {path} needs 'files: [...]'"
+            raise DatasetError(msg, path=str(path))
+        return cls.open(
+            [files] if isinstance(files, str) else list(files),
+            entry.get("tree", "Events"),
+            format=entry.get("format"),
+            name=name,
+            storage_options=entry.get("storage_options"),
+        )
 
     @property
     def num_entries(self) -> int:

@@ -38,6 +38,8 @@ class UnitOutcome:
     cache_hits: int = 0  # columns served by the column cache
     cache_misses: int = 0  # columns read from the file (and then cached)
     peak_memory: int = 0  # peak resident bytes of the worker process after this unit
+    # data cache tier: block hits, block misses, bytes served locally, bytes fetched remotely
+    data_cache: tuple[int, int, int, int] = (0, 0, 0, 0)
     worker: str = ""  # host:pid of the process that ran it
     started_at: float = 0.0  # wall clock (time.time()) when the unit started
 
@@ -68,6 +70,7 @@ class RunReport:
     cache_misses: int = 0
     peak_memory: int = 0  # the largest peak resident memory of any worker, bytes
     units: tuple[UnitOutcome, ...] = field(default=(), repr=False)  # per unit, without results
+    data_cache: tuple[int, int, int, int] = (0, 0, 0, 0)  # as UnitOutcome.data_cache, summed
     started_at: float = 0.0  # wall clock when the run started
 
     @property
@@ -100,6 +103,12 @@ class RunReport:
             "columns": list(self.columns),
             "complete": self.complete,
             "peak_memory_bytes": self.peak_memory,
+            "data_cache": {
+                "hits": self.data_cache[0],
+                "misses": self.data_cache[1],
+                "bytes_from_cache": self.data_cache[2],
+                "bytes_from_server": self.data_cache[3],
+            },
             "cache_hits": self.cache_hits,
             "cache_misses": self.cache_misses,
             "failures": [
@@ -127,6 +136,20 @@ class RunReport:
             ("rate", f"{self.events_per_second:,.0f} events/s"),
             ("peak memory", f"{self.peak_memory / 1e6:,.0f} MB per worker"),
             ("columns", ", ".join(self.columns) or "none"),
+            *(
+                [
+                    (
+                        "data cache",
+                        (
+                            f"{self.data_cache[0]:,} hits, {self.data_cache[1]:,} misses; "
+                            f"{self.data_cache[2] / 1e6:,.1f} MB from cache, "
+                            f"{self.data_cache[3] / 1e6:,.1f} MB from the server"
+                        ),
+                    )
+                ]
+                if any(self.data_cache)
+                else []
+            ),
             *(
                 [("column cache", f"{self.cache_hits:,} hits, {self.cache_misses:,} misses")]
                 if self.cache_hits or self.cache_misses

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any
 
 from saetta.dataset import DEFAULT_CHUNK_SIZE, Dataset
@@ -22,6 +23,7 @@ from saetta.execute.outcome import Failure, Result, RunReport
 from saetta.execute.testbeds import Testbed
 from saetta.execute.testbeds import testbed as find_testbed
 from saetta.execute.unit import Analysis, ReadOptions
+from saetta.storage import parse_size
 
 __all__ = ["run"]
 
@@ -36,6 +38,8 @@ def run(
     allow_partial: bool = False,
     testbed: str | Testbed | None = None,
     column_cache: str | os.PathLike[str] | None = None,
+    cache: str | os.PathLike[str] | None = None,
+    cache_size: int | str = "50GB",
 ) -> Result:
     """Run ``analysis`` over every event of ``dataset`` and merge the results.
 
@@ -64,6 +68,11 @@ def run(
         A folder for saetta's cache of decoded columns (off by default): a
         second run over the same files reads the columns from there, several
         times faster than decompressing them again.
+    cache, cache_size
+        A folder for the data cache tier (off by default): byte ranges read
+        from remote files (``root://``, ``https://``, ``s3://``) are kept there,
+        so the next run reads them locally; at most ``cache_size`` (bytes, or
+        ``"50GB"``), least recently used first out.
 
     Returns
     -------
@@ -91,7 +100,14 @@ def run(
             target = testbed if isinstance(testbed, Testbed) else find_testbed(testbed)
             label = f"{target.name} ({target.kind})"
             executor = target.executor or stack.enter_context(target.cluster())
-        options = ReadOptions(column_cache=os.fspath(column_cache) if column_cache else None)
+        storage = dataset.storage
+        if cache is not None:
+            storage = replace(
+                storage, cache_dir=os.fspath(cache), cache_bytes=parse_size(cache_size)
+            )
+        options = ReadOptions(
+            column_cache=os.fspath(column_cache) if column_cache else None, storage=storage
+        )
         return _run(
             analysis, dataset, executor, chunk_size, progress, allow_partial, label, options
         )
@@ -147,6 +163,7 @@ def _run(
         cache_misses=sum(o.cache_misses for o in outcomes),
         peak_memory=max((o.peak_memory for o in outcomes), default=0),
         units=tuple(outcomes),
+        data_cache=tuple(sum(o.data_cache[i] for o in outcomes) for i in range(4)),  # type: ignore[arg-type]
         started_at=started_at,
     )
     result = Result(merged if isinstance(merged, Mapping) else {}, report)

@@ -15,7 +15,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cloudpickle
@@ -27,7 +27,7 @@ from saetta.errors import AnalysisError, SaettaError
 from saetta.events import UnitColumns, build_events
 from saetta.execute.outcome import Failure, UnitOutcome
 from saetta.formats.column_cache import CachedReader
-from saetta.storage import file_identity
+from saetta.storage import StorageOptions, cache_counters, file_identity
 
 __all__ = ["Analysis", "ReadOptions", "run_unit"]
 
@@ -40,6 +40,7 @@ class ReadOptions:
 
     column_cache: str | None = None  # folder of the decoded-column cache; None: off
     column_cache_bytes: int = 20 * 1024**3
+    storage: StorageOptions = field(default_factory=StorageOptions)  # URLs, data cache tier
 
 
 def run_unit(
@@ -58,15 +59,20 @@ def run_unit(
     started_at = time.time()
     reader: Reader | None = None
     cached: CachedReader | None = None
+    blocks_before = (0, 0, 0, 0)
     bytes_before = 0
     cache: UnitColumns | None = None
     try:
         function = _load(analysis) if isinstance(analysis, bytes) else analysis
-        reader = shared_reader(unit.path, unit.tree, unit.format)
+        reader = shared_reader(unit.path, unit.tree, unit.format, options.storage)
         if options.column_cache:
             reader = cached = CachedReader(
-                reader, options.column_cache, file_identity(unit.path), options.column_cache_bytes
+                reader,
+                options.column_cache,
+                file_identity(unit.path, options.storage),
+                options.column_cache_bytes,
             )
+        blocks_before = _block_counters(options.storage)
         bytes_before = reader.bytes_read
         cache = UnitColumns(reader, unit.start, unit.stop)
         cache.prefetch(prefetch)
@@ -97,6 +103,7 @@ def run_unit(
             seconds=time.perf_counter() - started,
             cache_hits=cached.hits if cached else 0,
             cache_misses=cached.misses if cached else 0,
+            data_cache=_block_delta(options.storage, blocks_before),
             peak_memory=_peak_memory(),
             worker=f"{socket.gethostname()}:{os.getpid()}",
             started_at=started_at,
@@ -109,10 +116,24 @@ def run_unit(
         seconds=time.perf_counter() - started,
         cache_hits=cached.hits if cached else 0,
         cache_misses=cached.misses if cached else 0,
+        data_cache=_block_delta(options.storage, blocks_before),
         peak_memory=_peak_memory(),
         worker=f"{socket.gethostname()}:{os.getpid()}",
         started_at=started_at,
     )
+
+
+def _block_counters(storage: StorageOptions) -> tuple[int, int, int, int]:
+    if storage.cache_dir is None:
+        return (0, 0, 0, 0)
+    return cache_counters(storage.cache_dir, storage.cache_bytes)
+
+
+def _block_delta(
+    storage: StorageOptions, before: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    after = _block_counters(storage)
+    return (after[0] - before[0], after[1] - before[1], after[2] - before[2], after[3] - before[3])
 
 
 def _peak_memory() -> int:

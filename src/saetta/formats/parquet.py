@@ -6,12 +6,14 @@ from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from saetta._typing import Column, Jagged
 from saetta.errors import FormatError, MissingBranchError, StorageError
+from saetta.storage import StorageOptions, is_remote, open_target, redact, retrying
 
 __all__ = ["ParquetReader"]
 
@@ -22,20 +24,30 @@ class ParquetReader:
     ``tree`` is kept for reports only: a Parquet file holds one table.
     """
 
-    def __init__(self, path: str, tree: str = "Events") -> None:
+    def __init__(
+        self, path: str, tree: str = "Events", storage: StorageOptions | None = None
+    ) -> None:
         self.path = path
         self.tree = tree
+        shown = redact(path)
+        url, options = open_target(path, storage)
+        self._handle: Any = None
         try:
-            self._file = pq.ParquetFile(path)
+            if is_remote(path):
+                opener = fsspec.open(url, "rb", **options)
+                self._handle = retrying(opener.open, path, storage or StorageOptions())
+                self._file = pq.ParquetFile(self._handle)
+            else:
+                self._file = pq.ParquetFile(url)
         except FileNotFoundError as exc:
-            msg = f"file not found: {path}"
-            raise StorageError(msg, url=path) from exc
+            msg = f"file not found: {shown}"
+            raise StorageError(msg, url=shown) from exc
         except PermissionError as exc:
-            msg = f"permission denied: {path}"
-            raise StorageError(msg, url=path) from exc
+            msg = f"permission denied: {shown}"
+            raise StorageError(msg, url=shown) from exc
         except (pa.ArrowException, OSError, ValueError) as exc:
-            msg = f"{path} is not a readable Parquet file ({type(exc).__name__}: {exc})"
-            raise FormatError(msg, path=path) from exc
+            msg = f"{shown} is not a readable Parquet file ({type(exc).__name__}: {exc})"
+            raise FormatError(msg, path=shown) from exc
         meta = self._file.metadata
         self._group_starts = [
             0,
@@ -75,7 +87,9 @@ class ParquetReader:
         try:
             table = self._file.read_row_groups(groups, columns=list(columns))
         except (pa.ArrowException, OSError, ValueError) as exc:
-            msg = f"cannot read {', '.join(columns)} [{start}:{stop}] of {self.path} ({exc})"
+            msg = (
+                f"cannot read {', '.join(columns)} [{start}:{stop}] of {redact(self.path)} ({exc})"
+            )
             raise FormatError(msg, path=self.path, tree=self.tree) from exc
         self._bytes_read += self._column_bytes(groups, columns)
         table = table.slice(start - starts[first], stop - start)
@@ -106,6 +120,8 @@ class ParquetReader:
 
     def close(self) -> None:
         self._file.close()
+        if self._handle is not None:
+            self._handle.close()
 
     def __repr__(self) -> str:
         return f"ParquetReader({self.path!r})"

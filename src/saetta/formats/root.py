@@ -13,6 +13,7 @@ import uproot
 
 from saetta._typing import Column, Jagged
 from saetta.errors import FormatError, MissingBranchError, StorageError
+from saetta.storage import StorageOptions, is_remote, open_target, redact, retrying
 
 __all__ = ["RootReader", "list_trees"]
 
@@ -63,42 +64,49 @@ _fastest_zlib()
 class RootReader:
     """Reads NanoAOD-style flat and jagged numeric branches of one tree of a ROOT file."""
 
-    def __init__(self, path: str, tree: str = "Events") -> None:
+    def __init__(
+        self, path: str, tree: str = "Events", storage: StorageOptions | None = None
+    ) -> None:
         self.path = path
         self.tree = tree
+        url, options = open_target(path, storage)
+        shown = redact(path)
         try:
             # Plain threaded reads of a local file are ~10 % faster than uproot's default
             # fsspec source; a memory map is as fast but counts every page of the file it
             # touched as resident memory, so a worker would seem to grow with the dataset.
-            local = (
-                {"handler": uproot.source.file.MultithreadedFileSource} if "://" not in path else {}
+            if not is_remote(path):
+                options = {"handler": uproot.source.file.MultithreadedFileSource}
+            self._file = retrying(
+                lambda: uproot.open(url, array_cache=None, **options),
+                path,
+                storage or StorageOptions(),
             )
-            self._file = uproot.open(path, array_cache=None, **local)
         except FileNotFoundError as exc:
-            msg = f"file not found: {path}"
-            raise StorageError(msg, url=path) from exc
+            msg = f"file not found: {shown}"
+            raise StorageError(msg, url=shown) from exc
         except PermissionError as exc:
-            msg = f"permission denied: {path}"
-            raise StorageError(msg, url=path) from exc
+            msg = f"permission denied: {shown}"
+            raise StorageError(msg, url=shown) from exc
         except _UNREADABLE as exc:
-            msg = f"{path} is not a readable ROOT file ({_reason(exc)})"
-            raise FormatError(msg, path=path) from exc
+            msg = f"{shown} is not a readable ROOT file ({_reason(exc)})"
+            raise FormatError(msg, path=shown) from exc
         try:
             self._tree = self._file[tree]
         except KeyError as exc:
             trees = sorted(
                 {k.split(";")[0] for k, v in self._file.classnames().items() if v in _TREE_CLASSES}
             )
-            msg = f"no tree {tree!r} in {path}; it has: {', '.join(trees) or 'no trees'}"
+            msg = f"no tree {tree!r} in {shown}; it has: {', '.join(trees) or 'no trees'}"
             self._file.close()
             raise FormatError(msg, path=path, tree=tree) from exc
         except _UNREADABLE as exc:
-            msg = f"cannot read tree {tree!r} of {path} ({_reason(exc)})"
+            msg = f"cannot read tree {tree!r} of {shown} ({_reason(exc)})"
             self._file.close()
             raise FormatError(msg, path=path, tree=tree) from exc
         self._is_ttree = isinstance(self._tree, uproot.behaviors.TTree.TTree)
         if not (self._is_ttree or hasattr(self._tree, "arrays")):
-            msg = f"{tree!r} in {path} is a {type(self._tree).__name__}, not a tree"
+            msg = f"{tree!r} in {shown} is a {type(self._tree).__name__}, not a tree"
             self._file.close()
             raise FormatError(msg, path=path, tree=tree)
         self._columns = self._scan_columns()
@@ -170,7 +178,7 @@ class RootReader:
             what = ", ".join(columns[:3]) + (
                 f" and {len(columns) - 3} more" if len(columns) > 3 else ""
             )
-            msg = f"cannot read {what} [{start}:{stop}] of {self.path} ({_reason(exc)})"
+            msg = f"cannot read {what} [{start}:{stop}] of {redact(self.path)} ({_reason(exc)})"
             raise FormatError(msg, path=self.path, tree=self.tree) from exc
         return {
             name: _jagged(arr) if self._columns[name].jagged else ak.to_numpy(arr)
