@@ -463,7 +463,7 @@ CASES: dict[str, Case] = {
     "inspect-zero-length": Case(("inspect", "empty.root"), ("empty.root",)),
     "inspect-wrong-tree": Case(("inspect", "events.root", "--tree", "Evnts"), ("'Evnts'",)),
     # click usage errors: exit 2 and click's own "Error:" format
-    "usage-no-files": Case(("run", "adl"), ("Missing argument", "FILES"), exit_code=2),
+    "usage-no-files": Case(("run", "adl"), ("give ANALYSIS and FILES", "--resume"), exit_code=2),
     "usage-bad-compression": Case(
         ("generate", "nanoaod", "x.root", "--compression", "foo:1"),
         ("unknown ROOT compression", "'foo:1'"),

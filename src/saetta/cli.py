@@ -78,8 +78,8 @@ def demo(events: int, out_dir: str, executor: str) -> None:
 
 
 @cli.command()
-@click.argument("analysis")
-@click.argument("files", nargs=-1, required=True)
+@click.argument("analysis", required=False)
+@click.argument("files", nargs=-1)
 @click.option(
     "-o",
     "--output",
@@ -96,6 +96,25 @@ def demo(events: int, out_dir: str, executor: str) -> None:
     "every worker busy].",
 )
 @click.option("--tree", default="Events", show_default=True, help="Tree holding the events (ROOT).")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Record finished units here; running the same command with the same --run-dir "
+    "again does only what is left [default: a new folder in ~/.cache/saetta/runs].",
+)
+@click.option(
+    "--resume",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Finish the run recorded in this run directory (ANALYSIS and FILES come from it).",
+)
+@click.option(
+    "--only-unit",
+    default=None,
+    help="Run just this work unit (as named in a failure, e.g. 'data/a.root[0:100000]') "
+    "in this process, and show the analysis' traceback if it fails.",
+)
 @click.option(
     "--cache",
     "cache",
@@ -140,12 +159,15 @@ def demo(events: int, out_dir: str, executor: str) -> None:
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
 def run(
-    analysis: str,
+    analysis: str | None,
     files: tuple[str, ...],
     output: str | None,
     executor: str,
     chunk_size: int | None,
     tree: str,
+    run_dir: str | None,
+    resume: str | None,
+    only_unit: str | None,
     cache: str | None,
     cache_size: str,
     column_cache: str | None,
@@ -168,7 +190,22 @@ def run(
     Example:
       saetta run adl data/*.root -o results.root --executor processes:2
       saetta run adl data/*.root -o results.root --testbed slurm-local
+      saetta run --resume ~/.cache/saetta/runs/20261129-101500-ab12cd
     """
+    if resume is not None:
+        saved = _saved_command(resume)
+        analysis, files = saved["analysis"], tuple(saved["files"])
+        output = output or saved.get("output")
+        executor, tree = saved.get("executor", executor), saved.get("tree", tree)
+        chunk_size = chunk_size or saved.get("chunk_size")
+        testbed = testbed or saved.get("testbed")
+        run_dir = resume
+    elif analysis is None or not files:
+        msg = "give ANALYSIS and FILES, or --resume RUN_DIR"
+        raise click.UsageError(msg)
+    if only_unit is not None:
+        _only_unit(analysis, list(files), tree, only_unit)
+        return
     _run_and_write(
         analysis,
         list(files),
@@ -183,7 +220,44 @@ def run(
         column_cache=column_cache,
         cache=cache,
         cache_size=cache_size,
+        run_dir=run_dir,
     )
+
+
+def _saved_command(run_dir: str) -> dict[str, Any]:
+    path = Path(run_dir) / "command.json"
+    try:
+        saved: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        msg = f"cannot resume from {run_dir}: no readable command.json ({exc})"
+        raise SaettaError(msg) from exc
+    return saved
+
+
+def _only_unit(analysis: str, files: list[str], tree: str, unit_id: str) -> None:
+    from saetta.analyses import load_analysis
+    from saetta.dataset import WorkUnit
+    from saetta.execute.unit import run_unit
+
+    path, _, span = unit_id.rpartition("[")
+    try:
+        start, stop = (int(x) for x in span.rstrip("]").split(":"))
+    except ValueError:
+        msg = f"cannot read unit {unit_id!r}; write it as PATH[START:STOP]"
+        raise SaettaError(msg) from None
+    dataset = _dataset(files, tree)
+    info = next((f for f in dataset.files if f.path == path), None)
+    if info is None:
+        msg = f"unit {unit_id!r} is not in the given files"
+        raise SaettaError(msg)
+    unit = WorkUnit(info.path, info.tree, start, stop, info.format)
+    outcome = run_unit(load_analysis(analysis), unit)
+    if outcome.failure is not None:
+        click.echo(outcome.failure.traceback or str(outcome.failure), err=True)
+        msg = f"unit {outcome.failure}"
+        raise SaettaError(msg)
+    click.echo(f"unit {unit}: ok, {unit.num_entries:,} events")
+    click.echo(_summary(outcome.result))
 
 
 def _run_and_write(
@@ -202,14 +276,30 @@ def _run_and_write(
     column_cache: str | None = None,
     cache: str | None = None,
     cache_size: str = "50GB",
+    run_dir: str | None = None,
 ) -> None:
     import saetta
     from saetta.analyses import load_analysis
+    from saetta.execute.journal import default_run_dir
+    from saetta.execute.run import Interrupted
     from saetta.output import save
 
     _check_outputs(output, plots, also)
     function = load_analysis(analysis)
     dataset = _dataset(files, tree)
+    directory = Path(run_dir) if run_dir else default_run_dir()
+    _save_command(
+        directory,
+        {
+            "analysis": analysis,
+            "files": files,
+            "tree": tree,
+            "executor": executor,
+            "chunk_size": chunk_size,
+            "testbed": testbed,
+            "output": str(output) if output else None,
+        },
+    )
     try:
         result = saetta.run(
             function,
@@ -222,11 +312,25 @@ def _run_and_write(
             column_cache=column_cache,
             cache=cache,
             cache_size=cache_size,
+            run_dir=directory,
         )
+    except Interrupted as exc:
+        click.echo(
+            f"saetta: interrupted; finished units are kept. Resume with: "
+            f"saetta run --resume {exc.run_dir}",
+            err=True,
+        )
+        sys.exit(130)
     except saetta.UnitError as exc:
         partial = getattr(exc, "result", None)
         if partial is not None:
             click.echo(str(partial.report))
+            click.echo(
+                f"\nrun directory: {partial.run_dir}\n"
+                f"  reproduce a failed unit: saetta run {analysis} {' '.join(files)} "
+                f"--only-unit '{partial.report.failures[0].unit.id}'\n"
+                f"  after fixing the cause, finish the run: saetta run --resume {partial.run_dir}"
+            )
         raise
     click.echo(_summary(result))
     click.echo("")
@@ -251,6 +355,17 @@ def _run_and_write(
             f"failed, {result.report.events_missing:,} events not processed",
             err=True,
         )
+
+
+def _save_command(directory: Path, command: dict[str, Any]) -> None:
+    from saetta.errors import JournalError
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "command.json").write_text(json.dumps(command, indent=1) + "\n")
+    except OSError as exc:
+        msg = f"cannot use run directory {directory}: {exc.strerror or exc}"
+        raise JournalError(msg, path=str(directory)) from exc
 
 
 def _dataset(files: list[str], tree: str) -> Any:

@@ -8,6 +8,7 @@ so this module depends on no reader.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import itertools
 import os
@@ -34,6 +35,7 @@ __all__ = [
     "WorkUnit",
     "available_formats",
     "find_catalog",
+    "forget_reader",
     "open_reader",
     "shared_reader",
 ]
@@ -123,8 +125,21 @@ class _OpenReaders:
                 old.close()
         return reader
 
+    def forget(self, path: str) -> None:
+        with self._lock:
+            stale = [key for key in self._readers if key[0] == path]
+            readers = [self._readers.pop(key) for key in stale]
+        for reader in readers:
+            with contextlib.suppress(OSError):  # the connection may be dead already
+                reader.close()
+
 
 _OPEN_READERS = _OpenReaders(capacity=16)
+
+
+def forget_reader(path: str) -> None:
+    """Close and drop this process's readers of ``path`` (to reconnect after an error)."""
+    _OPEN_READERS.forget(path)
 
 
 def shared_reader(

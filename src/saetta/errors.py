@@ -9,6 +9,7 @@
     │   └── MissingBranchError (also KeyError)                            .branch .available
     ├── AnalysisError       the analysis returned something unmergeable   .key
     ├── UnitError           a work unit failed                            .unit (__cause__)
+    ├── JournalError        a run directory cannot be used or resumed     .path
     ├── ExecutorError       unknown executor, missing extra               .name
     └── UseCaseError        infeasible or malformed requirement
 
@@ -27,6 +28,7 @@ __all__ = [
     "DatasetError",
     "ExecutorError",
     "FormatError",
+    "JournalError",
     "MissingBranchError",
     "SaettaError",
     "StorageError",
@@ -52,11 +54,16 @@ class DatasetError(SaettaError):
 
 
 class StorageError(SaettaError):
-    """A file could not be found, opened or read."""
+    """A file could not be found, opened or read.
 
-    def __init__(self, message: str, *, url: str) -> None:
+    ``transient`` is true for network trouble that may pass (a server down or
+    slow), false for what will not (no such file, no permission).
+    """
+
+    def __init__(self, message: str, *, url: str, transient: bool = False) -> None:
         super().__init__(message)
         self.url = url
+        self.transient = transient
 
 
 class FormatError(SaettaError):
@@ -96,6 +103,14 @@ class UnitError(SaettaError):
     def __init__(self, message: str, *, unit: Any) -> None:
         super().__init__(message)
         self.unit = unit
+
+
+class JournalError(SaettaError):
+    """A run directory cannot be created, read, or resumed with this run."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class ExecutorError(SaettaError):

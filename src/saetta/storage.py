@@ -139,7 +139,7 @@ def retrying(action: Callable[[], T], url: str, options: StorageOptions) -> T:
                     f"cannot read {redact(url)} after {attempt + 1} attempts: "
                     f"{type(exc).__name__}: {_first_line(exc, url)}"
                 )
-                raise StorageError(msg, url=redact(url)) from exc
+                raise StorageError(msg, url=redact(url), transient=True) from exc
             time.sleep(delay)
             delay *= 2
     raise AssertionError  # pragma: no cover - the loop returns or raises

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.metadata
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,7 +23,8 @@ import cloudpickle
 from saetta.dataset import WorkUnit
 from saetta.errors import ExecutorError
 from saetta.execute.merge import MergeTree, Partial, combine
-from saetta.execute.unit import ReadOptions, run_unit
+from saetta.execute.outcome import UnitOutcome
+from saetta.execute.unit import UnitOptions, run_unit
 
 try:
     import distributed
@@ -50,9 +51,14 @@ class DaskPlacement:
         return max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
 
     def drive(
-        self, analysis: Any, units: tuple[WorkUnit, ...], bar: Any, options: ReadOptions
+        self,
+        analysis: Any,
+        units: tuple[WorkUnit, ...],
+        bar: Any,
+        options: UnitOptions,
+        done: Mapping[int, UnitOutcome] | None = None,
     ) -> Partial | None:
-        return drive(self, analysis, units, bar, options)
+        return drive(self, analysis, units, bar, options, done)
 
     def close(self, *, cancel: bool = False) -> None:
         if self.owned:
@@ -124,8 +130,8 @@ def check_environment(client: distributed.Client) -> None:
         raise ExecutorError(msg, name="dask")
 
 
-def _leaf(pickled: bytes, unit: WorkUnit, options: ReadOptions) -> Partial:
-    return Partial.of(run_unit(pickled, unit, (), options))
+def _leaf(pickled: bytes, unit: WorkUnit, options: UnitOptions, index: int) -> Partial:
+    return Partial.of(run_unit(pickled, unit, (), options, index))
 
 
 def drive(
@@ -133,9 +139,10 @@ def drive(
     analysis: Any,
     units: tuple[WorkUnit, ...],
     bar: Any,
-    options: ReadOptions,
+    options: UnitOptions,
+    done: Mapping[int, UnitOutcome] | None = None,
 ) -> Partial | None:
-    """Run every unit on the cluster; return the tree-merged partial (fetched once)."""
+    """Run every unit not ``done`` on the cluster; return the tree-merged partial (fetched once)."""
     client = placement.client
     check_environment(client)
     if bar is not None and client.dashboard_link:
@@ -149,22 +156,27 @@ def drive(
         key = f"saetta-merge-{token}-{next(merges)}"
         return client.submit(combine, left, right, key=key, priority=1)
 
-    tree: MergeTree[distributed.Future] = MergeTree(len(units), join)
+    tree: MergeTree[Any] = MergeTree(len(units), join)  # futures, or partials resumed
+    for index, outcome in (done or {}).items():
+        tree.add(index, Partial.of(outcome))
+    todo = [i for i in range(len(units)) if i not in (done or {})]
     window = 4 * placement.workers + 2
     running = distributed.as_completed()
     index_of: dict[str, int] = {}
     submitted = 0
     with _cancel_on_exit(client, running):
-        while submitted < len(units) or index_of:
-            while submitted < len(units) and len(index_of) < window:
+        while submitted < len(todo) or index_of:
+            while submitted < len(todo) and len(index_of) < window:
+                index = todo[submitted]
                 future = client.submit(
                     _leaf,
                     shipped,
-                    units[submitted],
+                    units[index],
                     options,
-                    key=f"saetta-unit-{token}-{submitted}",
+                    index,
+                    key=f"saetta-unit-{token}-{index}",
                 )
-                index_of[future.key] = submitted
+                index_of[future.key] = index
                 running.add(future)
                 submitted += 1
             future = next(running)
@@ -173,7 +185,10 @@ def drive(
             if bar is not None:
                 bar.update(units[index].num_entries)
         root = tree.root
-        return root.result() if root is not None else None
+        if root is None or isinstance(root, Partial):
+            return root
+        result: Partial = root.result()
+        return result
 
 
 @contextmanager

@@ -17,8 +17,10 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import cloudpickle
@@ -26,8 +28,8 @@ import cloudpickle
 from saetta.dataset import WorkUnit
 from saetta.errors import ExecutorError
 from saetta.execute.merge import MergeTree, Partial, combine
-from saetta.execute.outcome import UnitOutcome
-from saetta.execute.unit import Analysis, ReadOptions, run_unit
+from saetta.execute.outcome import Failure, UnitOutcome
+from saetta.execute.unit import Analysis, UnitOptions, run_unit
 
 __all__ = [
     "FuturesPlacement",
@@ -73,55 +75,104 @@ class Placement(Protocol):
     def workers(self) -> int: ...
 
     def drive(
-        self, analysis: Analysis, units: tuple[WorkUnit, ...], bar: Any, options: ReadOptions
+        self,
+        analysis: Analysis,
+        units: tuple[WorkUnit, ...],
+        bar: Any,
+        options: UnitOptions,
+        done: Mapping[int, UnitOutcome] | None = None,
     ) -> Partial | None: ...
 
     def close(self, *, cancel: bool = False) -> None: ...
 
 
 class FuturesPlacement:
-    """Drives units through a ``concurrent.futures`` executor, merging results here."""
+    """Drives units through a ``concurrent.futures`` executor, merging results here.
+
+    A process pool whose worker dies (killed, out of memory) is replaced, and the
+    units that were in flight run again; a unit that kills its worker three
+    times is reported as failed.
+    """
 
     def __init__(
-        self, executor: Executor, name: str, workers: int, *, owned: bool, pickle: bool
+        self,
+        executor: Executor,
+        name: str,
+        workers: int,
+        *,
+        owned: bool,
+        pickle: bool,
+        respawn: Callable[[], Executor] | None = None,
     ) -> None:
         self.executor = executor
         self.name = name
         self._workers = workers
         self._owned = owned
         self._pickle = pickle
+        self._respawn = respawn
 
     @property
     def workers(self) -> int:
         return self._workers
 
     def drive(
-        self, analysis: Analysis, units: tuple[WorkUnit, ...], bar: Any, options: ReadOptions
+        self,
+        analysis: Analysis,
+        units: tuple[WorkUnit, ...],
+        bar: Any,
+        options: UnitOptions,
+        done: Mapping[int, UnitOutcome] | None = None,
     ) -> Partial | None:
         task: Analysis | bytes = cloudpickle.dumps(analysis) if self._pickle else analysis
         tree: MergeTree[Partial] = MergeTree(len(units), combine)
+        for index, outcome in (done or {}).items():
+            tree.add(index, Partial.of(outcome))
+        todo = deque(i for i in range(len(units)) if i not in (done or {}))
+        deaths: dict[int, int] = {}
         pending: dict[Future[UnitOutcome], int] = {}
         columns: dict[str, None] = {}  # learned from finished units, prefetched by later ones
         window = 2 * self._workers + 1
-        submitted = 0
-        while submitted < len(units) or pending:
-            while submitted < len(units) and len(pending) < window:
+        while todo or pending:
+            while todo and len(pending) < window:
+                index = todo.popleft()
                 future = self.executor.submit(
-                    run_unit, task, units[submitted], tuple(columns), options
+                    run_unit, task, units[index], tuple(columns), options, index
                 )
-                pending[future] = submitted
-                submitted += 1
+                pending[future] = index
                 if future.done():
                     break  # an in-process executor: learn its columns before the next submit
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 index = pending.pop(future)
-                outcome = future.result()
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    outcome = self._after_worker_death(index, units[index], deaths, todo)
+                    if outcome is None:
+                        continue
                 columns.update(dict.fromkeys(outcome.columns))
                 tree.add(index, Partial.of(outcome))
                 if bar is not None:
                     bar.update(outcome.unit.num_entries)
         return tree.root
+
+    def _after_worker_death(
+        self, index: int, unit: WorkUnit, deaths: dict[int, int], todo: deque[int]
+    ) -> UnitOutcome | None:
+        if self._respawn is None:
+            msg = f"a worker of {self.name} died; saetta did not start this executor, so cannot restart it"
+            raise ExecutorError(msg, name=self.name)
+        if getattr(self.executor, "_broken", False):  # the first of its futures to tell
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = self._respawn()
+        deaths[index] = deaths.get(index, 0) + 1
+        if deaths[index] >= 3:
+            failure = Failure(
+                unit, "WorkerDied", f"the worker process died {deaths[index]} times on this unit"
+            )
+            return UnitOutcome(unit, failure=failure)
+        todo.appendleft(index)
+        return None
 
     def close(self, *, cancel: bool = False) -> None:
         if self._owned:
@@ -172,7 +223,12 @@ def _processes(argument: str) -> Placement:
     if workers < 1:
         msg = f"'processes:{argument}' needs a positive number of workers, e.g. processes:4"
         raise ExecutorError(msg, name="processes")
-    context: Any = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_PRELOAD)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-    return FuturesPlacement(pool, f"processes:{workers}", workers, owned=True, pickle=True)
+
+    def pool() -> Executor:
+        context: Any = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
+        return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+    return FuturesPlacement(
+        pool(), f"processes:{workers}", workers, owned=True, pickle=True, respawn=pool
+    )

@@ -185,9 +185,10 @@ class Result(Mapping[str, Any]):
     ``hist.Hist``.
     """
 
-    def __init__(self, output: Mapping[str, Any], report: RunReport) -> None:
+    def __init__(self, output: Mapping[str, Any], report: RunReport, run_dir: Any = None) -> None:
         self._output = dict(output)
         self.report = report
+        self.run_dir = run_dir
 
     def __getitem__(self, key: str) -> Any:
         return self._output[key]

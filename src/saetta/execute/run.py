@@ -19,10 +19,11 @@ from typing import Any
 from saetta.dataset import DEFAULT_CHUNK_SIZE, Dataset
 from saetta.errors import UnitError
 from saetta.execute.executors import resolve_executor
-from saetta.execute.outcome import Failure, Result, RunReport
+from saetta.execute.journal import Journal, RunSpec, default_run_dir
+from saetta.execute.outcome import Failure, Result, RunReport, UnitOutcome
 from saetta.execute.testbeds import Testbed
 from saetta.execute.testbeds import testbed as find_testbed
-from saetta.execute.unit import Analysis, ReadOptions
+from saetta.execute.unit import Analysis, UnitOptions
 from saetta.storage import parse_size
 
 __all__ = ["run"]
@@ -40,6 +41,7 @@ def run(
     column_cache: str | os.PathLike[str] | None = None,
     cache: str | os.PathLike[str] | None = None,
     cache_size: int | str = "50GB",
+    run_dir: str | os.PathLike[str] | bool | None = None,
 ) -> Result:
     """Run ``analysis`` over every event of ``dataset`` and merge the results.
 
@@ -73,6 +75,12 @@ def run(
         from remote files (``root://``, ``https://``, ``s3://``) are kept there,
         so the next run reads them locally; at most ``cache_size`` (bytes, or
         ``"50GB"``), least recently used first out.
+    run_dir
+        The run directory (:mod:`saetta.execute.journal`): each finished unit is
+        recorded there, and calling ``run`` again with the same directory runs
+        only the units not yet done, giving the same result as an uninterrupted
+        run. By default a new directory under ``~/.cache/saetta/runs``; ``False``
+        keeps no record.
 
     Returns
     -------
@@ -105,11 +113,19 @@ def run(
             storage = replace(
                 storage, cache_dir=os.fspath(cache), cache_bytes=parse_size(cache_size)
             )
-        options = ReadOptions(
+        options = UnitOptions(
             column_cache=os.fspath(column_cache) if column_cache else None, storage=storage
         )
         return _run(
-            analysis, dataset, executor, chunk_size, progress, allow_partial, label, options
+            analysis,
+            dataset,
+            executor,
+            chunk_size,
+            progress,
+            allow_partial,
+            label,
+            options,
+            run_dir,
         )
 
 
@@ -121,20 +137,33 @@ def _run(
     progress: bool | None,
     allow_partial: bool,
     label: str | None,
-    options: ReadOptions,
+    options: UnitOptions,
+    run_dir: str | os.PathLike[str] | bool | None,
 ) -> Result:
     placement = resolve_executor(executor)
     bar = None
+    journal = None
     try:
         if chunk_size is None:
             chunk_size = _auto_chunk_size(dataset.num_entries, placement.workers)
         units = dataset.units(chunk_size)
+        done: dict[int, UnitOutcome] = {}
+        if run_dir is not False:
+            directory = default_run_dir() if run_dir in (None, True) else run_dir
+            spec = RunSpec.of(analysis, dataset, chunk_size, len(units))
+            journal = Journal(directory, spec)  # type: ignore[arg-type]
+            done = journal.done(units)
+            options = replace(options, journal=str(journal.directory))
         started = time.perf_counter()
         started_at = time.time()
         bar = _progress_bar(len(units), dataset.num_entries, progress)
-        root = placement.drive(analysis, units, bar, options)
-    except BaseException:
+        if bar is not None and done:
+            bar.update(sum(o.unit.num_entries for o in done.values()))
+        root = placement.drive(analysis, units, bar, options, done)
+    except BaseException as exc:
         placement.close(cancel=True)
+        if isinstance(exc, KeyboardInterrupt) and journal is not None:
+            raise Interrupted(journal.directory) from exc
         raise
     finally:
         if bar is not None:
@@ -166,10 +195,24 @@ def _run(
         data_cache=tuple(sum(o.data_cache[i] for o in outcomes) for i in range(4)),  # type: ignore[arg-type]
         started_at=started_at,
     )
-    result = Result(merged if isinstance(merged, Mapping) else {}, report)
+    if journal is not None:
+        journal.write_summary(report)
+    result = Result(
+        merged if isinstance(merged, Mapping) else {},
+        report,
+        run_dir=journal.directory if journal else None,
+    )
     if failures and not allow_partial:
         raise _failed(failures, report, result)
     return result
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``run_dir`` says where to resume from."""
+
+    def __init__(self, run_dir: Any) -> None:
+        super().__init__(f"interrupted; finished units are kept in {run_dir}")
+        self.run_dir = run_dir
 
 
 def _auto_chunk_size(entries: int, workers: int) -> int:

@@ -15,46 +15,75 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cloudpickle
 
 from saetta._typing import Reader
 from saetta.accumulate import check
-from saetta.dataset import WorkUnit, shared_reader
-from saetta.errors import AnalysisError, SaettaError
+from saetta.dataset import WorkUnit, forget_reader, shared_reader
+from saetta.errors import AnalysisError, SaettaError, StorageError
 from saetta.events import UnitColumns, build_events
+from saetta.execute.journal import record_outcome
 from saetta.execute.outcome import Failure, UnitOutcome
 from saetta.formats.column_cache import CachedReader
-from saetta.storage import StorageOptions, cache_counters, file_identity
+from saetta.storage import StorageOptions, cache_counters, file_identity, is_remote
 
-__all__ = ["Analysis", "ReadOptions", "run_unit"]
+__all__ = ["Analysis", "UnitOptions", "run_unit"]
 
 Analysis = Callable[[Any], Any]
 
 
 @dataclass(frozen=True, slots=True)
-class ReadOptions:
+class UnitOptions:
     """How units read their columns; the same for every unit of a run."""
 
     column_cache: str | None = None  # folder of the decoded-column cache; None: off
     column_cache_bytes: int = 20 * 1024**3
     storage: StorageOptions = field(default_factory=StorageOptions)  # URLs, data cache tier
+    journal: str | None = None  # run directory recording finished units; None: off
 
 
 def run_unit(
     analysis: Analysis | bytes,
     unit: WorkUnit,
     prefetch: Sequence[str] = (),
-    options: ReadOptions = ReadOptions(),
+    options: UnitOptions = UnitOptions(),
+    index: int = -1,
 ) -> UnitOutcome:
     """Run ``analysis`` over ``unit``; never raises for a failure of the unit itself.
 
     ``analysis`` is the function, or its cloudpickle (so a worker deserialises
     it once, not once per unit). ``prefetch`` names columns earlier units
-    touched, read here in one call before the analysis starts.
+    touched, read here in one call before the analysis starts. A transient
+    storage error (a server that stopped answering) is retried with backoff;
+    a deterministic one (a corrupt basket, an exception in the analysis) is
+    not. With ``options.journal``, the outcome of unit ``index`` is recorded
+    in the run directory before it is returned.
     """
+    delay = options.storage.backoff
+    for attempt in range(options.storage.retries + 1):
+        outcome, transient = _attempt(analysis, unit, prefetch, options)
+        if outcome.failure is None or not transient or attempt == options.storage.retries:
+            break
+        forget_reader(unit.path)  # reconnect on the next attempt
+        time.sleep(delay)
+        delay *= 2
+    if options.journal and index >= 0 and outcome.failure is None:
+        try:
+            record_outcome(options.journal, index, outcome)
+        except OSError as exc:
+            failure = Failure(
+                unit, "JournalError", f"cannot record the unit in {options.journal}: {exc}"
+            )
+            outcome = replace(outcome, result=None, failure=failure)
+    return outcome
+
+
+def _attempt(
+    analysis: Analysis | bytes, unit: WorkUnit, prefetch: Sequence[str], options: UnitOptions
+) -> tuple[UnitOutcome, bool]:
     started = time.perf_counter()
     started_at = time.time()
     reader: Reader | None = None
@@ -95,7 +124,10 @@ def run_unit(
             message=_message(exc) + _near_miss(exc, reader),
             traceback="" if isinstance(exc, SaettaError) else traceback.format_exc(),
         )
-        return UnitOutcome(
+        transient = (isinstance(exc, StorageError) and exc.transient) or (
+            is_remote(unit.path) and isinstance(exc, OSError | TimeoutError)
+        )
+        outcome = UnitOutcome(
             unit,
             failure=failure,
             columns=tuple(cache.touched) if cache else (),
@@ -108,7 +140,8 @@ def run_unit(
             worker=f"{socket.gethostname()}:{os.getpid()}",
             started_at=started_at,
         )
-    return UnitOutcome(
+        return outcome, transient
+    outcome = UnitOutcome(
         unit,
         result=result,
         columns=tuple(cache.touched),
@@ -121,6 +154,7 @@ def run_unit(
         worker=f"{socket.gethostname()}:{os.getpid()}",
         started_at=started_at,
     )
+    return outcome, False
 
 
 def _block_counters(storage: StorageOptions) -> tuple[int, int, int, int]:

@@ -179,6 +179,8 @@ class RootReader:
                 f" and {len(columns) - 3} more" if len(columns) > 3 else ""
             )
             msg = f"cannot read {what} [{start}:{stop}] of {redact(self.path)} ({_reason(exc)})"
+            if is_remote(self.path) and isinstance(exc, OSError):  # the network, not the file
+                raise StorageError(msg, url=redact(self.path), transient=True) from exc
             raise FormatError(msg, path=self.path, tree=self.tree) from exc
         return {
             name: _jagged(arr) if self._columns[name].jagged else ak.to_numpy(arr)
