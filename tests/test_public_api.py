@@ -14,6 +14,7 @@ def test_all_is_pinned() -> None:
         "Failure",
         "FileInfo",
         "FormatError",
+        "JournalError",
         "LocalExecutor",
         "MissingBranchError",
         "Result",

@@ -437,15 +437,15 @@ def open_dataset(usecase: UseCase) -> Dataset:
     """
     if not any(d.startswith("@") for d in usecase.dataset):
         return Dataset.open(list(usecase.dataset), usecase.tree, name=usecase.name)
+    if len(usecase.dataset) != 1:
+        msg = "dataset: a catalog entry '@name' cannot be mixed with files"
+        raise UseCaseError(msg)
     catalog = getattr(_dataset_module, "catalog", None)
-    if len(usecase.dataset) != 1 or not callable(catalog):
+    if not callable(catalog):
         msg = (
-            f"dataset: {usecase.dataset[0]!r} needs saetta's dataset catalog, alone"
-            if len(usecase.dataset) == 1
-            else "dataset: a catalog entry '@name' cannot be mixed with files"
+            f"dataset: {usecase.dataset[0]!r} names a catalog entry, but this saetta has no "
+            "dataset catalog yet; give files or glob patterns"
         )
-        if len(usecase.dataset) == 1:
-            msg += "; this saetta has no catalog yet: give files or glob patterns"
         raise UseCaseError(msg)
     found = catalog(usecase.dataset[0][1:])
     if not isinstance(found, Dataset):
@@ -1035,11 +1035,11 @@ class Plan:
         what the start-up time and the measured scaling losses make of it."""
         r, model = self.usecase.requirement, self.calibration.model
         head = (
-            f"{r.data_text} in {r.time_text} needs {self.ideal_cores:,} cores at this rate "
+            f"{r.data_text} in {r.time_text} needs {_cores(self.ideal_cores)} at this rate "
             f"({format_rate(model.rate_hz)} per core)"
         )
         if self.cores_needed is not None:
-            return f"{head}; {self.cores_needed:,} with the start-up and scaling losses"
+            return f"{head}; {_cores(self.cores_needed)} with the start-up and scaling losses"
         if model.t0_s >= r.time_s:
             why = f"the start-up alone takes {format_duration(model.t0_s)}"
         else:
@@ -1062,9 +1062,8 @@ class Plan:
     def _rows(self) -> list[tuple[str, str]]:
         r = self.usecase.requirement
         fast, slow = self.cores_range
-        cores = "none suffices"
-        if self.cores_needed is not None:
-            cores = f"{self.cores_needed:,} (≈95 %: {_cores(fast)} – {_cores(slow)})"
+        needed = "none suffices" if self.cores_needed is None else f"{self.cores_needed:,}"
+        cores = f"{needed} (≈95 %: {_range_end(fast)} – {_range_end(slow)})"
         verdict = self.verdict + (f": {self.binding_text()}" if self.binding else "")
         return [
             ("verdict", verdict),
@@ -1098,8 +1097,12 @@ class Plan:
         }
 
 
-def _cores(n: int | None) -> str:
+def _range_end(n: int | None) -> str:
     return "∞" if n is None else f"{n:,}"
+
+
+def _cores(n: int) -> str:
+    return f"{n:,} core{'s' * (n != 1)}"
 
 
 def _memory_text(peak: int, limit: float | None) -> str:

@@ -232,3 +232,34 @@ def test_testbed_from_yaml(
         match="unknown testbed 'nope'; available: dask, local, procs, two-dask",
     ):
         saetta.run(adl.q1, small_files, testbed="nope")
+
+
+def kills_its_worker_once(events):  # type: ignore[no-untyped-def]
+    import signal
+
+    flag = Path(os.environ.get("SAETTA_TEST_FLAG", "/nonexistent"))
+    first = events.attrs["start"] == 50 and events.attrs["path"].endswith("a.root")
+    if first and flag.parent.exists() and not flag.exists():
+        flag.write_text("killed")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return adl.analysis(events)
+
+
+def test_sigkill_one_worker_mid_run(
+    scheduler: str, small_files: list[Path], local_result: saetta.Result, tmp_path: Path
+) -> None:
+    flag = tmp_path / "flag"
+    with distributed.Client(scheduler) as client:
+        client.run(lambda: os.environ.__setitem__("SAETTA_TEST_FLAG", str(flag)))
+        result = saetta.run(
+            kills_its_worker_once,
+            small_files,
+            executor=client,
+            chunk_size=60,
+            run_dir=False,
+            progress=False,
+        )
+        client.wait_for_workers(2, timeout=60)  # the nanny brought the killed one back
+    assert flag.read_text() == "killed"
+    assert result.report.complete
+    _equal(result, local_result)

@@ -5,14 +5,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
-
-import cloudpickle
 
 from saetta.errors import SaettaError
 
@@ -43,7 +42,8 @@ def load_analysis(spec: str) -> Callable[[Any], Any]:
         if not os.path.isfile(where):
             msg = f"analysis file not found: {where}"
             raise SaettaError(msg)
-        module_name = f"_saetta_user_{abs(hash(os.path.abspath(where)))}"
+        digest = hashlib.sha1(os.path.abspath(where).encode(), usedforsecurity=False)
+        module_name = f"_saetta_user_{digest.hexdigest()[:12]}"  # stable: names the run
         module_spec = importlib.util.spec_from_file_location(module_name, where)
         assert module_spec is not None
         assert module_spec.loader is not None
@@ -55,8 +55,6 @@ def load_analysis(spec: str) -> Callable[[Any], Any]:
             del sys.modules[module_name]
             msg = f"cannot load analysis file {where}: {type(exc).__name__}: {exc}"
             raise SaettaError(msg) from exc
-        # Worker processes cannot import a module loaded from a path: ship it by value.
-        cloudpickle.register_pickle_by_value(module)
     else:
         try:
             module = importlib.import_module(where)

@@ -18,13 +18,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import cloudpickle
-
 from saetta.dataset import WorkUnit
 from saetta.errors import ExecutorError
 from saetta.execute.merge import MergeTree, Partial, combine
 from saetta.execute.outcome import UnitOutcome
-from saetta.execute.unit import UnitOptions, run_unit
+from saetta.execute.unit import UnitOptions, pickle_analysis, run_unit
 
 try:
     import distributed
@@ -147,7 +145,7 @@ def drive(
     check_environment(client)
     if bar is not None and client.dashboard_link:
         print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
-    pickled = cloudpickle.dumps(analysis)
+    pickled = pickle_analysis(analysis)
     token = uuid.uuid4().hex[:12]  # one run's keys never collide with another's
     [shipped] = client.scatter([pickled], broadcast=True, hash=False)
     merges = iter(range(len(units)))

@@ -23,13 +23,11 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExe
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-import cloudpickle
-
 from saetta.dataset import WorkUnit
 from saetta.errors import ExecutorError
 from saetta.execute.merge import MergeTree, Partial, combine
 from saetta.execute.outcome import Failure, UnitOutcome
-from saetta.execute.unit import Analysis, UnitOptions, run_unit
+from saetta.execute.unit import Analysis, UnitOptions, pickle_analysis, run_unit
 
 __all__ = [
     "FuturesPlacement",
@@ -123,7 +121,7 @@ class FuturesPlacement:
         options: UnitOptions,
         done: Mapping[int, UnitOutcome] | None = None,
     ) -> Partial | None:
-        task: Analysis | bytes = cloudpickle.dumps(analysis) if self._pickle else analysis
+        task: Analysis | bytes = pickle_analysis(analysis) if self._pickle else analysis
         tree: MergeTree[Partial] = MergeTree(len(units), combine)
         for index, outcome in (done or {}).items():
             tree.add(index, Partial.of(outcome))

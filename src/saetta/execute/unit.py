@@ -12,6 +12,7 @@ import os
 import re
 import resource
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from saetta.execute.outcome import Failure, UnitOutcome
 from saetta.formats.column_cache import CachedReader
 from saetta.storage import StorageOptions, cache_counters, file_identity, is_remote
 
-__all__ = ["Analysis", "UnitOptions", "run_unit"]
+__all__ = ["Analysis", "UnitOptions", "pickle_analysis", "run_unit"]
 
 Analysis = Callable[[Any], Any]
 
@@ -192,6 +193,24 @@ def _near_miss(exc: BaseException, reader: Reader | None) -> str:
 def _message(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else repr(exc)
+
+
+def pickle_analysis(analysis: Analysis) -> bytes:
+    """The analysis as bytes for workers; the user's own modules travel by value.
+
+    cloudpickle sends functions of importable modules by reference, which fails on
+    a worker that lacks the user's ``my_analysis.py``. Modules outside the
+    installed environment (not under ``sys.prefix``) are therefore sent whole.
+    """
+    module = sys.modules.get(getattr(analysis, "__module__", "") or "")
+    path = getattr(module, "__file__", None) or ""
+    if module is not None and module.__name__ != "__main__" and path:
+        installed = os.path.realpath(path).startswith(
+            (os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix))
+        )
+        if not installed:
+            cloudpickle.register_pickle_by_value(module)
+    return cloudpickle.dumps(analysis)
 
 
 @functools.lru_cache(maxsize=4)
