@@ -63,3 +63,4 @@ def flow_values(result: object, name: str) -> np.ndarray:
 
 
 from batch_services import htcondor_env, slurm_cluster_env  # noqa: F401 - fixtures
+from storage_services import https_server, s3_server, xrootd_server  # noqa: F401 - fixtures

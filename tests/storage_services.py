@@ -16,9 +16,9 @@ same port with the same data, certificate and credentials. The fixtures are sess
 skip only off Linux or when not root, and otherwise fail loudly. To use them, import them in
 ``conftest.py``: ``from storage_services import https_server, s3_server, xrootd_server``.
 
-Importing this module sets ``XRD_CONNECTIONRETRY=1 XRD_CONNECTIONWINDOW=5 XRD_REQUESTTIMEOUT=10``
-(unless already set): XRootD clients read them once, and with the defaults a stopped server makes
-a client retry for minutes.
+Importing this module sets the ``XRD_*`` variables of ``XRD_CLIENT_ENV`` (unless already set):
+XRootD clients read them once, when the library initialises, and with the defaults a stopped
+server makes a client retry for minutes and a restarted one stays unreachable for 30 minutes.
 """
 
 from __future__ import annotations
@@ -42,10 +42,17 @@ import pytest
 
 SERVICES_DIR = Path(__file__).resolve().parents[1] / ".ci" / "services"
 
+# XRootD client settings (read once, when the client library initialises). Defaults would make a
+# read from a stopped server hang 120 s+ (5 retries x 120 s window), mark the host broken for
+# 30 min after a connection error (a restarted server stays unreachable), and check timeouts
+# only every 15 s. With these: stopped server -> OSError at once; frozen server -> OSError after
+# 10 s; restarted server -> the next request (even on an already open file) works.
 XRD_CLIENT_ENV = {
     "XRD_CONNECTIONRETRY": "1",
     "XRD_CONNECTIONWINDOW": "5",
     "XRD_REQUESTTIMEOUT": "10",
+    "XRD_STREAMERRORWINDOW": "0",
+    "XRD_TIMEOUTRESOLUTION": "1",
 }
 for _key, _value in XRD_CLIENT_ENV.items():
     os.environ.setdefault(_key, _value)

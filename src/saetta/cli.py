@@ -286,7 +286,7 @@ def _run_and_write(
 
     _check_outputs(output, plots, also)
     function = load_analysis(analysis)
-    dataset = _dataset(files, tree)
+    dataset = _dataset(files, tree, cache, cache_size)
     directory = Path(run_dir) if run_dir else default_run_dir()
     _save_command(
         directory,
@@ -368,17 +368,19 @@ def _save_command(directory: Path, command: dict[str, Any]) -> None:
         raise JournalError(msg, path=str(directory)) from exc
 
 
-def _dataset(files: list[str], tree: str) -> Any:
+def _dataset(
+    files: list[str], tree: str, cache: str | None = None, cache_size: str = "50GB"
+) -> Any:
     """Open FILES; ``@name`` entries come from the dataset catalog."""
     import saetta
 
     named = [f for f in files if f.startswith("@")]
     if not named:
-        return saetta.Dataset.open(files, tree)
+        return saetta.Dataset.open(files, tree, cache=cache, cache_size=cache_size)
     if len(files) > 1:
         msg = "give either one @dataset from the catalog or files, not both"
         raise SaettaError(msg)
-    return saetta.Dataset.from_catalog(named[0][1:])
+    return saetta.Dataset.from_catalog(named[0][1:], cache=cache, cache_size=cache_size)
 
 
 def _check_outputs(output: Path | None, plots: Path | None, also: tuple[Path, ...]) -> None:

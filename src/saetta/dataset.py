@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from saetta.errors import DatasetError
-from saetta.storage import StorageOptions, expand, file_identity, file_size
+from saetta.storage import StorageOptions, expand, file_identity, file_size, parse_size
 
 if TYPE_CHECKING:
     from saetta._typing import Column, Reader
@@ -267,6 +267,8 @@ class Dataset:
         format: str | None = None,
         name: str = "",
         storage_options: Mapping[str, Mapping[str, Any]] | None = None,
+        cache: str | os.PathLike[str] | None = None,
+        cache_size: int | str = "50GB",
     ) -> Dataset:
         """Open files (paths, URLs or glob patterns) and read each one's metadata once.
 
@@ -285,6 +287,9 @@ class Dataset:
             fsspec options per protocol, e.g. ``{"s3": {"endpoint_url": ...}}``.
             Credentials are better left to their usual places (the AWS environment,
             X509 variables, netrc), which work without this.
+        cache, cache_size
+            A folder for the data cache tier (see :func:`saetta.run`), used from
+            the metadata scan on.
 
         Raises
         ------
@@ -293,7 +298,11 @@ class Dataset:
         FormatError
             A file is not readable in its format, or lacks the tree.
         """
-        storage = StorageOptions(protocol_options=dict(storage_options or {}))
+        storage = StorageOptions(
+            protocol_options=dict(storage_options or {}),
+            cache_dir=os.fspath(cache) if cache is not None else None,
+            cache_bytes=parse_size(cache_size),
+        )
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
         files = expand(paths, storage)
@@ -308,7 +317,14 @@ class Dataset:
         return cls(tuple(infos), name, storage)
 
     @classmethod
-    def from_catalog(cls, name: str, catalog: str | os.PathLike[str] | None = None) -> Dataset:
+    def from_catalog(
+        cls,
+        name: str,
+        catalog: str | os.PathLike[str] | None = None,
+        *,
+        cache: str | os.PathLike[str] | None = None,
+        cache_size: int | str = "50GB",
+    ) -> Dataset:
         """Open the dataset ``name`` of a catalog file (see :func:`find_catalog`).
 
         A catalog is YAML: ``name: {files: [url or glob, ...], tree: Events,
@@ -340,6 +356,8 @@ class Dataset:
             format=entry.get("format"),
             name=name,
             storage_options=entry.get("storage_options"),
+            cache=cache,
+            cache_size=cache_size,
         )
 
     @property

@@ -54,7 +54,9 @@ __all__ = [
 T = TypeVar("T")
 
 _GLOB_CHARS = frozenset("*?[")
-_BLOCK = 4 * 1024 * 1024  # bytes per cache block: big enough to batch a basket cluster
+# Bytes per cache block. Smaller blocks fetch fewer unneeded bytes around a basket (a ROOT
+# file interleaves branches); larger ones mean fewer files. ROOT's own XCache uses 1 MiB.
+_BLOCK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,8 @@ def retrying(action: Callable[[], T], url: str, options: StorageOptions) -> T:
                     f"cannot read {redact(url)} after {attempt + 1} attempts: "
                     f"{type(exc).__name__}: {_first_line(exc, url)}"
                 )
-                raise StorageError(msg, url=redact(url), transient=True) from exc
+                # already retried here: not worth retrying again further up
+                raise StorageError(msg, url=redact(url), transient=False) from exc
             time.sleep(delay)
             delay *= 2
     raise AssertionError  # pragma: no cover - the loop returns or raises
@@ -266,15 +269,14 @@ def open_target(path: str, options: StorageOptions | None = None) -> tuple[str, 
         return path, target_options
     identity = file_identity(path, options)
     cache = {
-        "target_protocol": protocol,
-        "target_options": target_options,
+        "url": path,
         "cache_dir": options.cache_dir,
         "max_bytes": options.cache_bytes,
         "identity": f"{identity[0]}-{identity[1]}",
-        "retries": options.retries,
         "size": identity[0],
     }
-    return f"saettacache::{path}", {"saettacache": cache}
+    # fsspec's URL chaining hands the inner protocol and its options to the cache layer.
+    return f"saettacache::{path}", {"saettacache": cache, protocol: target_options}
 
 
 # --- the cache tier ------------------------------------------------------------------------
@@ -293,17 +295,26 @@ class _Blocks:
         self._written = 0
         self._lock = threading.Lock()
 
-    def get(self, key: str, index: int) -> bytes | None:
+    def has(self, key: str, index: int) -> bool:
+        return (self.root / key / str(index)).exists()
+
+    def read(self, key: str, index: int, start: int, stop: int) -> bytes | None:
+        """Bytes ``[start, stop)`` of a cached block, or None if it is not (or no longer) there."""
         path = self.root / key / str(index)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read(stop - start)
             os.utime(path)  # recently used: evicted last
         except FileNotFoundError:
             return None
         with self._lock:
-            self.hits += 1
             self.bytes_from_cache += len(data)
         return data
+
+    def count_hit(self) -> None:
+        with self._lock:
+            self.hits += 1
 
     def put(self, key: str, index: int, data: bytes) -> None:
         folder = self.root / key
@@ -374,29 +385,31 @@ class BlockCacheFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self,
         target_protocol: str,
         target_options: Mapping[str, Any] | None = None,
+        url: str = "",
         cache_dir: str = "",
         max_bytes: int = 50 * 1000**3,
         identity: str = "",
-        retries: int = 3,
         size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.target = fsspec.filesystem(target_protocol, **(target_options or {}))
+        # One instance per remote file: the target filesystem is made from the full URL
+        # (XRootD needs its host), and every path given to this one means that file.
+        self.target, self.target_path = fsspec.core.url_to_fs(url, **(target_options or {}))
         self.target_protocol = target_protocol
+        self.url = url
         self.blocks = _blocks(cache_dir, max_bytes)
         self.identity = identity
-        self.retries = retries
         self._size = size
 
-    def _key(self, path: str) -> str:
-        text = f"{self.target_protocol}://{path}\0{self.identity}"
+    def _key(self) -> str:
+        text = f"{redact(self.url)}\0{self.identity}"
         return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:24]
 
     def size(self, path: str) -> int:
         if self._size is not None:
             return self._size
-        return int(self.target.size(path))
+        return int(self.target.size(self.target_path))
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         return {"name": path, "size": self.size(path), "type": "file"}
@@ -417,37 +430,47 @@ class BlockCacheFileSystem(AbstractFileSystem):  # type: ignore[misc]
         on_error: str = "return",
         **kwargs: Any,
     ) -> list[bytes]:
-        path = self._strip_protocol(paths[0]) if paths else ""
-        key = self._key(path)
-        size = self.size(path)
-        wanted: dict[int, bytes | None] = {}
-        for start, end in zip(starts, ends, strict=True):
-            for index in range(start // _BLOCK, (max(end, start + 1) - 1) // _BLOCK + 1):
-                wanted.setdefault(index, None)
-        missing = []
-        for index in wanted:
-            data = self.blocks.get(key, index)
-            if data is None:
-                missing.append(index)
-            else:
-                wanted[index] = data
+        key = self._key()
+        size = self.size(self.target_path)
+        spans = [(s, max(s, min(e, size))) for s, e in zip(starts, ends, strict=True)]
+        blocks = sorted(
+            {i for s, e in spans if e > s for i in range(s // _BLOCK, (e - 1) // _BLOCK + 1)}
+        )
+        fetched: dict[int, bytes] = {}
+        missing = [i for i in blocks if not self.blocks.has(key, i)]
         if missing:
-            fetched = self.target.cat_ranges(
-                [path] * len(missing),
+            data = self.target.cat_ranges(
+                [self.target_path] * len(missing),
                 [i * _BLOCK for i in missing],
                 [min((i + 1) * _BLOCK, size) for i in missing],
                 on_error="raise",
             )
-            for index, data in zip(missing, fetched, strict=True):
-                self.blocks.put(key, index, data)
-                wanted[index] = data
+            for index, block in zip(missing, data, strict=True):
+                self.blocks.put(key, index, block)
+                fetched[index] = block
+        for index in blocks:
+            if index not in fetched:
+                self.blocks.count_hit()
         out = []
-        for start, end in zip(starts, ends, strict=True):
-            first = start // _BLOCK
-            joined = b"".join(
-                wanted[i] or b"" for i in range(first, (max(end, start + 1) - 1) // _BLOCK + 1)
-            )
-            out.append(joined[start - first * _BLOCK : end - first * _BLOCK])
+        for start, end in spans:
+            pieces = []
+            for index in range(start // _BLOCK, (end - 1) // _BLOCK + 1) if end > start else ():
+                lo = max(start, index * _BLOCK) - index * _BLOCK
+                hi = min(end, (index + 1) * _BLOCK) - index * _BLOCK
+                piece = (
+                    fetched[index][lo:hi]
+                    if index in fetched
+                    else self.blocks.read(key, index, lo, hi)
+                )
+                if piece is None:  # evicted by another process since has(): fetch it again
+                    block = self.target.cat_file(
+                        self.target_path, index * _BLOCK, min((index + 1) * _BLOCK, size)
+                    )
+                    self.blocks.put(key, index, block)
+                    fetched[index] = block
+                    piece = block[lo:hi]
+                pieces.append(piece)
+            out.append(b"".join(pieces))
         return out
 
     def _open(self, path: str, mode: str = "rb", block_size: Any = None, **kwargs: Any) -> Any:

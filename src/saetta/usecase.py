@@ -28,6 +28,7 @@ import os
 import re
 import socket
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,10 +37,9 @@ from typing import Any
 
 import yaml
 
-from saetta import dataset as _dataset_module
 from saetta._version import __version__
 from saetta.dataset import DEFAULT_CHUNK_SIZE, Dataset, FileInfo
-from saetta.errors import SaettaError, UseCaseError
+from saetta.errors import DatasetError, SaettaError, UseCaseError
 from saetta.execute.outcome import Result, RunReport
 from saetta.execute.run import run
 from saetta.execute.testbeds import Testbed
@@ -234,9 +234,10 @@ class Requirement:
         if ("data" in spec) == ("events" in spec) or "time" not in spec:
             msg = "requirement: give data ('1 PB') or events (5e11), and time ('1 h')"
             raise UseCaseError(msg)
+        events: float | None
         if "events" in spec:
-            events, size = parse_count(spec["events"], "requirement.events"), None
-            data_text = f"{format_count(events)} events"
+            count = parse_count(spec["events"], "requirement.events")
+            events, size, data_text = count, None, f"{format_count(count)} events"
         else:
             events, size = parse_data(spec["data"], "requirement.data")
             data_text = str(spec["data"]).strip()
@@ -428,30 +429,23 @@ def _text(value: object, field_name: str) -> str:
 
 
 def open_dataset(usecase: UseCase) -> Dataset:
-    """Open the use case's files and globs, or its ``@name`` through the dataset catalog.
+    """Open the use case's files and globs, or its ``@name`` from the dataset catalog.
 
     Raises
     ------
     UseCaseError
-        ``@name`` is given but this saetta has no dataset catalog, or it is mixed with files.
+        ``@name`` is not in the catalog (``Dataset.from_catalog``), or is mixed with files.
     """
     if not any(d.startswith("@") for d in usecase.dataset):
         return Dataset.open(list(usecase.dataset), usecase.tree, name=usecase.name)
     if len(usecase.dataset) != 1:
         msg = "dataset: a catalog entry '@name' cannot be mixed with files"
         raise UseCaseError(msg)
-    catalog = getattr(_dataset_module, "catalog", None)
-    if not callable(catalog):
-        msg = (
-            f"dataset: {usecase.dataset[0]!r} names a catalog entry, but this saetta has no "
-            "dataset catalog yet; give files or glob patterns"
-        )
-        raise UseCaseError(msg)
-    found = catalog(usecase.dataset[0][1:])
-    if not isinstance(found, Dataset):
-        msg = f"dataset: the catalog gave a {type(found).__name__} for {usecase.dataset[0]!r}"
-        raise UseCaseError(msg)
-    return found
+    try:
+        return Dataset.from_catalog(usecase.dataset[0][1:])
+    except DatasetError as exc:
+        msg = f"dataset: {exc}"
+        raise UseCaseError(msg) from exc
 
 
 def sample_dataset(dataset: Dataset, units: int, chunk_size: int) -> Dataset:
@@ -653,16 +647,19 @@ def _timed_run(
         )
         raise UseCaseError(msg)
     sized = dataclasses.replace(bed, workers=workers, adapt=None)
-    started_at, started = time.time(), time.perf_counter()
-    result = run(
-        analysis,
-        dataset,
-        testbed=sized,
-        chunk_size=chunk_size,
-        progress=False,
-        allow_partial=allow_partial,
-    )
-    wall = time.perf_counter() - started
+    # Journal the units as a real run does, into a folder that goes away afterwards.
+    with tempfile.TemporaryDirectory(prefix="saetta-usecase-") as journal:
+        started_at, started = time.time(), time.perf_counter()
+        result = run(
+            analysis,
+            dataset,
+            testbed=sized,
+            chunk_size=chunk_size,
+            progress=False,
+            allow_partial=allow_partial,
+            run_dir=journal,
+        )
+        wall = time.perf_counter() - started
     return measure(result.report, workers, wall, started_at, chunk_size), result
 
 
