@@ -153,13 +153,17 @@ def test_unusable_run_dir_is_a_clear_error(tmp_path: Path, small_files: list[Pat
         saetta.run(adl.q1, small_files, run_dir=blocker / "run", progress=False)
 
 
-def dies_once(events):  # type: ignore[no-untyped-def]
-    flag = Path(os.environ["DIE_FLAG"])
-    first = events.attrs["start"] == 100 and events.attrs["path"].endswith("a.root")
-    if first and not flag.exists():
-        flag.write_text("died")
-        os.kill(os.getpid(), signal.SIGKILL)
-    return adl.analysis(events)
+def dies_once_with(flag: Path):  # type: ignore[no-untyped-def]
+    # The flag travels inside the function: a process pool's workers may have been forked
+    # before this test changed any environment variable.
+    def dies_once(events):  # type: ignore[no-untyped-def]
+        first = events.attrs["start"] == 100 and events.attrs["path"].endswith("a.root")
+        if first and not flag.exists():
+            flag.write_text("died")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return adl.analysis(events)
+
+    return dies_once
 
 
 def always_dies(events):  # type: ignore[no-untyped-def]
@@ -168,12 +172,14 @@ def always_dies(events):  # type: ignore[no-untyped-def]
     return adl.q1(events)
 
 
-def test_killed_worker_process_is_replaced(
-    tmp_path: Path, small_files: list[Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DIE_FLAG", str(tmp_path / "flag"))
+def test_killed_worker_process_is_replaced(tmp_path: Path, small_files: list[Path]) -> None:
     result = saetta.run(
-        dies_once, small_files, executor="processes:2", chunk_size=50, run_dir=False, progress=False
+        dies_once_with(tmp_path / "flag"),
+        small_files,
+        executor="processes:2",
+        chunk_size=50,
+        run_dir=False,
+        progress=False,
     )
     assert (tmp_path / "flag").exists()  # a worker really was killed
     assert result.report.complete

@@ -58,11 +58,8 @@ class RunSpec:
         units: int,
         command: Mapping[str, Any] | None = None,
     ) -> RunSpec:
-        name = (
-            getattr(analysis, "__module__", "?")
-            + ":"
-            + getattr(analysis, "__qualname__", type(analysis).__name__)
-        )
+        module = getattr(analysis, "__module__", None) or "?"
+        name = f"{module}:{getattr(analysis, '__qualname__', None) or type(analysis).__name__}"
         files = tuple((f.path, *file_identity(f.path, dataset.storage)) for f in dataset.files)
         tree = dataset.files[0].tree if dataset.files else "Events"
         return cls(name, tree, chunk_size, units, files, dict(command or {}))  # type: ignore[arg-type]
