@@ -304,12 +304,12 @@ def start_service(
             "key": info["ACCESS_KEY"],
             "secret": info["SECRET_KEY"],
             "client_kwargs": {"endpoint_url": info["ENDPOINT"], "region_name": info["REGION"]},
-            # Shorter than botocore's 60 s read timeout x 5 attempts (which s3fs retries again
-            # 5 times), so that a frozen server fails a read in about a minute, not 25.
+            # botocore's defaults (60 s read timeout, 5 attempts, each retried 5 times by s3fs)
+            # let a read from a frozen server hang ~25 min; these make it ~100 s.
             "config_kwargs": {
                 "connect_timeout": 5,
                 "read_timeout": 10,
-                "retries": {"max_attempts": 2},
+                "retries": {"total_max_attempts": 2},
             },
         }
     return StorageServer(

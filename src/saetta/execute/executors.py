@@ -88,8 +88,8 @@ class FuturesPlacement:
     """Drives units through a ``concurrent.futures`` executor, merging results here.
 
     A process pool whose worker dies (killed, out of memory) is replaced, and the
-    units that were in flight run again; a unit that kills its worker three
-    times is reported as failed.
+    units that were in flight run again, one at a time; a unit that kills its
+    worker twice while running alone is reported as failed, the others complete.
     """
 
     def __init__(
@@ -126,51 +126,61 @@ class FuturesPlacement:
         for index, outcome in (done or {}).items():
             tree.add(index, Partial.of(outcome))
         todo = deque(i for i in range(len(units)) if i not in (done or {}))
+        # After a worker died, the units that were in flight are suspects: they run one at a
+        # time until each finishes, or kills its worker alone (then it is the culprit).
+        suspects: set[int] = set()
         deaths: dict[int, int] = {}
         pending: dict[Future[UnitOutcome], int] = {}
         columns: dict[str, None] = {}  # learned from finished units, prefetched by later ones
         window = 2 * self._workers + 1
         while todo or pending:
-            while todo and len(pending) < window:
-                index = todo.popleft()
+            while todo and len(pending) < (1 if suspects else window):
+                if suspects and pending:
+                    break
+                index = next((i for i in todo if i in suspects), todo[0])
+                todo.remove(index)
                 future = self.executor.submit(
                     run_unit, task, units[index], tuple(columns), options, index
                 )
                 pending[future] = index
                 if future.done():
                     break  # an in-process executor: learn its columns before the next submit
+            alone = len(pending) == 1
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 index = pending.pop(future)
                 try:
                     outcome = future.result()
                 except BrokenProcessPool:
-                    outcome = self._after_worker_death(index, units[index], deaths, todo)
-                    if outcome is None:
+                    self._replace_pool()
+                    if not (alone and index in suspects):
+                        suspects.add(index)
+                        todo.appendleft(index)
                         continue
+                    deaths[index] = deaths.get(index, 0) + 1
+                    if deaths[index] < 2:
+                        todo.appendleft(index)
+                        continue
+                    message = (
+                        f"the worker process died {deaths[index]} times running this unit alone"
+                    )
+                    outcome = UnitOutcome(
+                        units[index], failure=Failure(units[index], "WorkerDied", message)
+                    )
+                suspects.discard(index)
                 columns.update(dict.fromkeys(outcome.columns))
                 tree.add(index, Partial.of(outcome))
                 if bar is not None:
                     bar.update(outcome.unit.num_entries)
         return tree.root
 
-    def _after_worker_death(
-        self, index: int, unit: WorkUnit, deaths: dict[int, int], todo: deque[int]
-    ) -> UnitOutcome | None:
+    def _replace_pool(self) -> None:
         if self._respawn is None:
             msg = f"a worker of {self.name} died; saetta did not start this executor, so cannot restart it"
             raise ExecutorError(msg, name=self.name)
         if getattr(self.executor, "_broken", False):  # the first of its futures to tell
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.executor = self._respawn()
-        deaths[index] = deaths.get(index, 0) + 1
-        if deaths[index] >= 3:
-            failure = Failure(
-                unit, "WorkerDied", f"the worker process died {deaths[index]} times on this unit"
-            )
-            return UnitOutcome(unit, failure=failure)
-        todo.appendleft(index)
-        return None
 
     def close(self, *, cancel: bool = False) -> None:
         if self._owned:
