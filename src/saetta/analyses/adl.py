@@ -268,6 +268,26 @@ def q6(events: ak.Array) -> dict[str, hist.Hist]:
 
 
 @jit
+def _far_from_all(
+    eta: float,
+    phi: float,
+    start: int,
+    stop: int,
+    pt: np.ndarray,
+    lepton_eta: np.ndarray,
+    lepton_phi: np.ndarray,
+) -> bool:
+    """No lepton of pT > 10 in [start, stop) within dR < 0.4 of (eta, phi)."""
+    for m in range(start, stop):
+        if (
+            pt[m] > 10.0
+            and delta_r(eta, phi, np.float64(lepton_eta[m]), np.float64(lepton_phi[m])) < 0.4
+        ):
+            return False
+    return True
+
+
+@jit
 def _clean_sum_pt(
     counts: np.ndarray,
     jet_offsets: np.ndarray,
@@ -292,22 +312,10 @@ def _clean_sum_pt(
                 continue
             eta = np.float64(jet_eta[j])
             phi = np.float64(jet_phi[j])
-            clean = True
-            for m in range(mu_offsets[e], mu_offsets[e + 1]):
-                if (
-                    mu_pt[m] > 10.0
-                    and delta_r(eta, phi, np.float64(mu_eta[m]), np.float64(mu_phi[m])) < 0.4
-                ):
-                    clean = False
-                    break
-            if clean:
-                for m in range(el_offsets[e], el_offsets[e + 1]):
-                    if (
-                        el_pt[m] > 10.0
-                        and delta_r(eta, phi, np.float64(el_eta[m]), np.float64(el_phi[m])) < 0.4
-                    ):
-                        clean = False
-                        break
+            clean = _far_from_all(eta, phi, mu_offsets[e], mu_offsets[e + 1], mu_pt, mu_eta, mu_phi)
+            clean = clean and _far_from_all(
+                eta, phi, el_offsets[e], el_offsets[e + 1], el_pt, el_eta, el_phi
+            )
             if clean:
                 total += np.float64(jet_pt[j])
                 counted += 1

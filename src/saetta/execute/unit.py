@@ -92,6 +92,22 @@ def _attempt(
     blocks_before = (0, 0, 0, 0)
     bytes_before = 0
     cache: UnitColumns | None = None
+
+    def measured(**what: Any) -> UnitOutcome:
+        return UnitOutcome(
+            unit,
+            columns=tuple(cache.touched) if cache else (),
+            bytes_read=(reader.bytes_read - bytes_before) if reader else 0,
+            seconds=time.perf_counter() - started,
+            cache_hits=cached.hits if cached else 0,
+            cache_misses=cached.misses if cached else 0,
+            data_cache=_block_delta(options.storage, blocks_before),
+            peak_memory=_peak_memory(),
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+            started_at=started_at,
+            **what,
+        )
+
     try:
         function = _load(analysis) if isinstance(analysis, bytes) else analysis
         reader = shared_reader(unit.path, unit.tree, unit.format, options.storage)
@@ -128,34 +144,8 @@ def _attempt(
         transient = (isinstance(exc, StorageError) and exc.transient) or (
             is_remote(unit.path) and isinstance(exc, OSError | TimeoutError)
         )
-        outcome = UnitOutcome(
-            unit,
-            failure=failure,
-            columns=tuple(cache.touched) if cache else (),
-            bytes_read=(reader.bytes_read - bytes_before) if reader else 0,
-            seconds=time.perf_counter() - started,
-            cache_hits=cached.hits if cached else 0,
-            cache_misses=cached.misses if cached else 0,
-            data_cache=_block_delta(options.storage, blocks_before),
-            peak_memory=_peak_memory(),
-            worker=f"{socket.gethostname()}:{os.getpid()}",
-            started_at=started_at,
-        )
-        return outcome, transient
-    outcome = UnitOutcome(
-        unit,
-        result=result,
-        columns=tuple(cache.touched),
-        bytes_read=reader.bytes_read - bytes_before,
-        seconds=time.perf_counter() - started,
-        cache_hits=cached.hits if cached else 0,
-        cache_misses=cached.misses if cached else 0,
-        data_cache=_block_delta(options.storage, blocks_before),
-        peak_memory=_peak_memory(),
-        worker=f"{socket.gethostname()}:{os.getpid()}",
-        started_at=started_at,
-    )
-    return outcome, False
+        return measured(failure=failure), transient
+    return measured(result=result), False
 
 
 def _block_counters(storage: StorageOptions) -> tuple[int, int, int, int]:

@@ -12,7 +12,8 @@ import numpy as np
 import uproot
 
 from saetta._typing import Column, Jagged
-from saetta.errors import FormatError, MissingBranchError, StorageError
+from saetta.errors import FormatError, StorageError
+from saetta.formats import require_columns
 from saetta.storage import StorageOptions, is_remote, open_target, redact, retrying
 
 __all__ = ["RootReader", "list_trees"]
@@ -159,11 +160,7 @@ class RootReader:
         return int(self._file.file.source.num_requested_bytes)
 
     def read(self, columns: Sequence[str], start: int, stop: int) -> dict[str, Any]:
-        for name in columns:
-            if name not in self._columns:
-                raise MissingBranchError(
-                    name, path=self.path, tree=self.tree, available=self._columns
-                )
+        require_columns(columns, self._columns, redact(self.path), self.tree)
         if not columns:
             return {}
         try:
