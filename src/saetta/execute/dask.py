@@ -145,7 +145,7 @@ def drive(
     check_environment(client)
     if bar is not None and client.dashboard_link:
         print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
-    pickled = pickle_analysis(analysis)
+    pickled = pickle_analysis(analysis, remote=True)
     token = uuid.uuid4().hex[:12]  # one run's keys never collide with another's
     [shipped] = client.scatter([pickled], broadcast=True, hash=False)
     merges = iter(range(len(units)))

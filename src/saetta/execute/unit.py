@@ -185,20 +185,25 @@ def _message(exc: BaseException) -> str:
     return text.splitlines()[0] if text else repr(exc)
 
 
-def pickle_analysis(analysis: Analysis) -> bytes:
+def pickle_analysis(analysis: Analysis, *, remote: bool = False) -> bytes:
     """The analysis as bytes for workers; the user's own modules travel by value.
 
-    cloudpickle sends functions of importable modules by reference, which fails on
-    a worker that lacks the user's ``my_analysis.py``. Modules outside the
-    installed environment (not under ``sys.prefix``) are therefore sent whole.
+    cloudpickle sends functions of importable modules by reference. A module
+    loaded from a file path (``my_analysis.py:analysis``) cannot be imported by
+    name anywhere, so it always travels whole. For ``remote`` workers (a Dask
+    cluster), so does any module outside the installed environment, which they
+    lack; saetta's own modules always go by reference, so their compiled
+    kernels are reused.
     """
     module = sys.modules.get(getattr(analysis, "__module__", "") or "")
-    path = getattr(module, "__file__", None) or ""
-    if module is not None and module.__name__ != "__main__" and path:
+    if module is not None and module.__name__ != "__main__":
+        path = getattr(module, "__file__", None) or ""
         installed = os.path.realpath(path).startswith(
             (os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix))
         )
-        if not installed:
+        ours = module.__name__.split(".")[0] == "saetta"
+        from_path = module.__name__.startswith("_saetta_user_")
+        if from_path or (remote and path and not installed and not ours):
             cloudpickle.register_pickle_by_value(module)
     return cloudpickle.dumps(analysis)
 
