@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 import adl_reference
 
 from saetta.datagen import generate_nanoaod
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """Run directories, history and caches of the tests stay out of the user's home."""
+    home = tmp_path_factory.mktemp("xdg")
+    saved = {k: os.environ.get(k) for k in ("XDG_CACHE_HOME", "XDG_DATA_HOME")}
+    os.environ["XDG_CACHE_HOME"] = str(home / "cache")
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

@@ -169,7 +169,8 @@ class StorageServer:
         return self.url(relpath)
 
     def filesystem(self) -> Any:
-        """A fresh fsspec filesystem for this server; it accepts the full ``url(...)`` as path."""
+        """A fresh fsspec filesystem for this server. Name files by ``fs_path(...)``; ``open``
+        also takes ``url(...)``, but fsspec-xrootd's ``ls``/``info`` do not."""
         import fsspec
 
         options = {**self.storage_options, "skip_instance_cache": True}
@@ -228,6 +229,8 @@ class StorageServer:
         """(Re)start on the same port, directory, certificate/credentials and data."""
         run_script(self.name, "start", str(self.root), str(self.port), state_dir=self.state_dir)
         self.info = _parse_info(run_script(self.name, "info", state_dir=self.state_dir))
+        if self.protocol == "root":
+            forget_xrootd_file_handles()
 
     def close(self) -> None:
         """Stop, and remove the temporary directory (kept if ``SAETTA_SERVICES_KEEP=1``)."""
@@ -236,6 +239,23 @@ class StorageServer:
         finally:
             if self._workdir is not None and os.environ.get("SAETTA_SERVICES_KEEP") != "1":
                 shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def forget_xrootd_file_handles() -> None:
+    """Drop the open-file handles that fsspec-xrootd caches in this process.
+
+    fsspec-xrootd keeps read-only handles per filesystem instance (30 s TTL) and keeps one whose
+    read failed; once the server is back, that dead handle raises ``ValueError: I/O operation on
+    closed file``. ``StorageServer.start()`` calls this after a restart (the server is up, so
+    dropping live handles closes them cleanly).
+    """
+    module = sys.modules.get("fsspec_xrootd.xrootd")
+    if module is None:
+        return
+    for fs in list(module.XRootDFileSystem._cache.values()):
+        handles = getattr(fs, "_readonly_filehandle_cache", None)
+        if handles is not None:
+            handles._cache.clear()
 
 
 def _https_options(ca_file: Path) -> dict[str, Any]:
@@ -278,9 +298,16 @@ def start_service(
         root.chmod(0o755)
     state_dir = workdir / "state"
     state_dir.mkdir()
-    port = free_port(span) if port is None else port
     try:
-        run_script(name, "start", str(root), str(port), state_dir=state_dir)
+        for attempt in range(3):
+            chosen = free_port(span) if port is None else port
+            try:
+                run_script(name, "start", str(root), str(chosen), state_dir=state_dir)
+                break
+            except ServiceError as exc:  # lost a race for a free port: pick another
+                if port is not None or "in use" not in str(exc) or attempt == 2:
+                    raise
+        port = chosen
         info = _parse_info(run_script(name, "info", state_dir=state_dir))
     except BaseException:
         try:

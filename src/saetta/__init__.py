@@ -33,9 +33,11 @@ from saetta.errors import (
 )
 from saetta.execute import Failure, LocalExecutor, Result, RunReport, available_executors, run
 from saetta.output import save
+from saetta.usecase import Calibration, Plan, Requirement, UseCase, Validation
 
 __all__ = [
     "AnalysisError",
+    "Calibration",
     "Dataset",
     "DatasetError",
     "ExecutorError",
@@ -45,12 +47,16 @@ __all__ = [
     "JournalError",
     "LocalExecutor",
     "MissingBranchError",
+    "Plan",
+    "Requirement",
     "Result",
     "RunReport",
     "SaettaError",
     "StorageError",
     "UnitError",
+    "UseCase",
     "UseCaseError",
+    "Validation",
     "WorkUnit",
     "__version__",
     "available_executors",

@@ -112,19 +112,7 @@ def sections(item: Plan | Validation) -> list[tuple[str, Rows]]:
             ],
         ),
         ("Calibration", _calibration_rows(plan)),
-        (
-            "Calibration runs",
-            [
-                (
-                    f"{m.workers} worker{'s' * (m.workers > 1)}",
-                    (
-                        f"{format_duration(m.wall_s)} wall, {format_rate(m.rate_hz)} steady, "
-                        f"start-up {format_duration(m.t0_s)}, {m.units} units"
-                    ),
-                )
-                for m in ((cal.overhead_run,) if cal.overhead_run else ()) + cal.runs
-            ],
-        ),
+        ("Calibration runs", _run_rows(plan)),
         (
             "Model",
             [
@@ -202,6 +190,22 @@ def _calibration_rows(plan: Plan) -> Rows:
         ),
         ("peak memory", f"{format_bytes(cal.peak_memory)} per worker"),
         ("when", f"{cal.date}, saetta {cal.saetta_version}"),
+    ]
+
+
+def _run_rows(plan: Plan) -> Rows:
+    cal = plan.calibration
+    runs = [("unit overhead, not fitted", cal.overhead_run)] if cal.overhead_run else []
+    runs += [("fitted", m) for m in cal.runs]
+    return [
+        (
+            f"{m.workers} worker{'s' * (m.workers > 1)}",
+            (
+                f"{format_duration(m.wall_s)} wall, {m.units} units of ≤ {m.chunk_size:,}, "
+                f"{format_rate(m.rate_hz)} steady, start-up {format_duration(m.t0_s)} ({role})"
+            ),
+        )
+        for role, m in runs
     ]
 
 

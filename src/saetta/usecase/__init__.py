@@ -1,0 +1,64 @@
+"""Stage: use cases (layer 7) — "X operations on Y data in Z seconds with at most W resources".
+
+A :class:`UseCase` (``usecase.yaml``) names an analysis, a dataset, a
+:class:`Requirement` (Y data, Z seconds, W cores and memory per core) and a
+testbed. :func:`calibrate` runs the analysis on a sample of work units at 1 and
+at k workers; a :class:`Model` fitted to those runs predicts the wall time of E
+events on n workers::
+
+    T(n) = t0 + tail · E / (n · r · e(n)),      e(n) = 1 / (1 + α (n − 1))
+
+:func:`plan` turns that into FEASIBLE / NOT FEASIBLE with the binding constraint
+(memory, time or cores); :func:`validate` runs the use case (or a stated fraction)
+and compares the measured time with the prediction and the requirement.
+``docs/usecase.md`` explains the model and its uncertainty; :mod:`saetta.report`
+writes the reports. The analysis is passed as a function: this layer cannot
+import :mod:`saetta.analyses`, the command line resolves ``UseCase.analysis``.
+"""
+
+from __future__ import annotations
+
+from saetta.usecase.loop import Calibration, Plan, Validation, calibrate, plan, validate
+from saetta.usecase.measure import Measurement, UnitRecord, histogram_fills, measure, tail_factor
+from saetta.usecase.model import Model, Prediction, fit_model
+from saetta.usecase.quantities import (
+    format_bytes,
+    format_count,
+    format_duration,
+    format_rate,
+    parse_bytes,
+    parse_count,
+    parse_data,
+    parse_duration,
+)
+from saetta.usecase.spec import INTERVAL_Z, Requirement, UseCase, open_dataset, sample_dataset
+
+__all__ = [
+    "INTERVAL_Z",
+    "Calibration",
+    "Measurement",
+    "Model",
+    "Plan",
+    "Prediction",
+    "Requirement",
+    "UnitRecord",
+    "UseCase",
+    "Validation",
+    "calibrate",
+    "fit_model",
+    "format_bytes",
+    "format_count",
+    "format_duration",
+    "format_rate",
+    "histogram_fills",
+    "measure",
+    "open_dataset",
+    "parse_bytes",
+    "parse_count",
+    "parse_data",
+    "parse_duration",
+    "plan",
+    "sample_dataset",
+    "tail_factor",
+    "validate",
+]

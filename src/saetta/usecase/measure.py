@@ -1,0 +1,216 @@
+"""Stage: use cases (layer 7) — timed runs of the analysis, and what they measured."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from saetta.dataset import Dataset
+from saetta.errors import SaettaError, UseCaseError
+from saetta.execute.outcome import Result, RunReport
+from saetta.execute.run import run
+from saetta.execute.testbeds import Testbed
+from saetta.execute.testbeds import testbed as find_testbed
+from saetta.usecase.spec import Analysis
+
+__all__ = ["Measurement", "UnitRecord", "histogram_fills", "measure", "tail_factor"]
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRecord:
+    """One unit of a timed run: worker, start (seconds after the run began), duration."""
+
+    worker: str
+    start_s: float
+    seconds: float
+    events: int
+    bytes_read: int
+    peak_memory: int
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One timed run of the analysis on ``workers`` workers.
+
+    ``rate_hz`` is the aggregate steady-state rate: per worker, the events of its
+    units after the first divided by the time from the end of its first unit to
+    the end of its last (gaps included); their mean times ``workers``. ``t0_s`` is
+    the rest of the wall time: ``wall_s − tail · events / rate_hz``.
+    """
+
+    workers: int
+    chunk_size: int
+    events: int
+    units: int
+    wall_s: float  # around saetta.run: worker or cluster start-up included
+    bytes_read: int
+    peak_memory: int
+    rate_hz: float
+    rate_rel_err: float  # relative std of per-unit rates / √(units)
+    t0_s: float
+    first_unit_s: float  # from the start of the run to the start of its first unit
+    dispatch_s: float  # mean idle time of a worker between two units
+    timeline: tuple[UnitRecord, ...] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["timeline"] = [dataclasses.asdict(u) for u in self.timeline]
+        return out
+
+
+def tail_factor(units: int, workers: int) -> float:
+    """How much the last, partly filled wave of units stretches ``units / workers`` waves."""
+    if units <= 0 or workers <= 0:
+        return 1.0
+    return math.ceil(units / workers) / (units / workers)
+
+
+def measure(
+    report: RunReport, workers: int, wall_s: float, started_at: float, chunk_size: int = 0
+) -> Measurement:
+    """Steady rate, start-up and dispatch time of one run, from its per-unit records.
+
+    Parameters
+    ----------
+    report
+        The run's report; ``report.units`` has each unit's worker, start and duration.
+    workers
+        The number of workers the run was given.
+    wall_s
+        The run's wall time as the caller measured it.
+    started_at
+        ``time.time()`` when the caller started the run.
+    chunk_size
+        The run's chunk size (recorded only).
+    """
+    timeline = tuple(
+        sorted(
+            (
+                UnitRecord(
+                    o.worker,
+                    o.started_at - started_at,
+                    o.seconds,
+                    o.events,
+                    o.bytes_read,
+                    o.peak_memory,
+                )
+                for o in report.units
+            ),
+            key=lambda u: u.start_s,
+        )
+    )
+    by_worker: dict[str, list[UnitRecord]] = {}
+    for record in timeline:
+        by_worker.setdefault(record.worker, []).append(record)
+    worker_rates: list[float] = []
+    unit_rates: list[float] = []
+    gaps: list[float] = []
+    for records in by_worker.values():
+        for previous, current in itertools.pairwise(records):
+            gaps.append(max(0.0, current.start_s - previous.end_s))
+            if current.seconds + gaps[-1] > 0:
+                unit_rates.append(current.events / (current.seconds + gaps[-1]))
+        span = records[-1].end_s - records[0].end_s
+        if len(records) > 1 and span > 0:
+            worker_rates.append(sum(r.events for r in records[1:]) / span)
+    if worker_rates:
+        rate = statistics.fmean(worker_rates) * workers
+    else:  # one unit per worker: no steady state seen
+        busy = sum(r.seconds for r in timeline)
+        rate = report.events_processed / busy * workers if busy > 0 else 0.0
+    rel_err = 0.0
+    if len(unit_rates) > 1:
+        spread = statistics.stdev(unit_rates) / statistics.fmean(unit_rates)
+        rel_err = spread / math.sqrt(len(unit_rates))
+    work = tail_factor(len(timeline), workers) * report.events_processed / rate if rate else 0.0
+    return Measurement(
+        workers=workers,
+        chunk_size=chunk_size,
+        events=report.events_processed,
+        units=len(timeline),
+        wall_s=wall_s,
+        bytes_read=report.bytes_read,
+        peak_memory=report.peak_memory,
+        rate_hz=rate,
+        rate_rel_err=rel_err,
+        t0_s=wall_s - work,
+        first_unit_s=timeline[0].start_s if timeline else 0.0,
+        dispatch_s=statistics.fmean(gaps) if gaps else 0.0,
+        timeline=timeline,
+    )
+
+
+def histogram_fills(result: Mapping[str, Any]) -> float:
+    """Fills of every histogram in a result (``h.sum(flow=True)``; nested dicts searched)."""
+    total = 0.0
+    for value in result.values():
+        if isinstance(value, Mapping):
+            total += histogram_fills(value)
+        elif hasattr(value, "axes") and hasattr(value, "sum"):
+            fills = value.sum(flow=True)
+            total += float(getattr(fills, "value", fills))  # a weighted sum has .value
+    return total
+
+
+def _testbed_workers(bed: Testbed) -> int:
+    if bed.workers:
+        return bed.workers
+    if bed.adapt:
+        return bed.adapt[1]
+    return (os.cpu_count() or 1) if bed.kind in {"local", "dask"} else 1
+
+
+def _timed_run(
+    analysis: Analysis,
+    dataset: Dataset,
+    bed: Testbed,
+    workers: int,
+    chunk_size: int,
+    *,
+    allow_partial: bool = False,
+) -> tuple[Measurement, Result]:
+    if bed.kind == "dask" and bed.address:
+        msg = (
+            f"testbed {bed.name!r} is a running Dask cluster at {bed.address}; saetta cannot "
+            "choose its number of workers. Use a testbed saetta starts (local, dask with "
+            "workers, slurm, htcondor)"
+        )
+        raise UseCaseError(msg)
+    sized = dataclasses.replace(bed, workers=workers, adapt=None)
+    # Journal the units as a real run does, into a folder that goes away afterwards.
+    with tempfile.TemporaryDirectory(prefix="saetta-usecase-") as journal:
+        started_at, started = time.time(), time.perf_counter()
+        result = run(
+            analysis,
+            dataset,
+            testbed=sized,
+            chunk_size=chunk_size,
+            progress=False,
+            allow_partial=allow_partial,
+            run_dir=journal,
+        )
+        wall = time.perf_counter() - started
+    return measure(result.report, workers, wall, started_at, chunk_size), result
+
+
+def _resolve_testbed(name: str) -> Testbed:
+    try:
+        return find_testbed(name)
+    except SaettaError as exc:
+        msg = f"testbed: {exc}"
+        raise UseCaseError(msg) from exc
