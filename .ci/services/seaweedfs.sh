@@ -7,7 +7,8 @@
 #   .ci/services/seaweedfs.sh start DIR PORT   start master+volume+filer+S3 on 127.0.0.1, S3 on PORT;
 #                                               create the bucket, upload DIR into it (see `sync`),
 #                                               check that the right key is accepted and a wrong
-#                                               secret / no signature is rejected
+#                                               secret / no signature is rejected; wait until a
+#                                               1-byte GET of an object answers (not in `bytes`)
 #   .ci/services/seaweedfs.sh sync             mirror DIR into the bucket again: upload new/changed
 #                                               files (by size+mtime), delete vanished ones
 #   .ci/services/seaweedfs.sh stop             SIGTERM by PID; SIGKILL after $SAETTA_SEAWEEDFS_GRACE s
@@ -23,6 +24,7 @@
 # needs no S3 signature); object key = path relative to DIR. Files added later appear after `sync`.
 # Ports: PORT (S3), PORT+1 master, PORT+2 volume, PORT+3 filer, PORT+4 metrics, PORT+10..13 gRPC
 # (S3, master, volume, filer); all bound to 127.0.0.1. Telemetry, Iceberg and Lance are off.
+# weed also makes gRPC sockets /tmp/seaweedfs-*-<port>.sock; stop/start remove those of our ports.
 # Credentials: $SAETTA_S3_ACCESS_KEY / $SAETTA_S3_SECRET_KEY (default saetta / saetta-secret), bucket
 # $SAETTA_S3_BUCKET (default saetta), region us-east-1 (any region is accepted).
 # Client (s3fs): key=..., secret=..., client_kwargs={"endpoint_url": "http://127.0.0.1:PORT",
@@ -190,6 +192,19 @@ do_sync() {
   log "synced $DIR -> s3://$BUCKET/ ($n_up uploaded, $n_del deleted)"
 }
 
+wait_readable() {  # until a signed GET of 1 byte of an object answers (filer/S3 caught up);
+  # returns 1 (nothing read) when the bucket holds no non-empty object
+  local rel code i
+  rel=$(awk -F '\t' '$2 > 0 { print $1; exit }' "$MANIFEST")
+  [[ -n $rel ]] || return 1
+  for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+    code=$(s3_status "$SECRET_KEY" -r 0-0 "http://127.0.0.1:$S3_PORT/$BUCKET/$(urlencode_path "$rel")")
+    [[ $code == 206 || $code == 200 ]] && return 0
+    sleep 0.1
+  done
+  die "s3://$BUCKET/$rel not readable within ${START_TIMEOUT}s (last HTTP $code; log: $LOG)"
+}
+
 metric_bytes() {  # current value of the S3 sent-bytes counter (0 if not answering)
   curl -s --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null | awk '
     /^SeaweedFS_s3_bucket_traffic_sent_bytes_total[{ ]/ { total += $NF }
@@ -239,7 +254,7 @@ EOF
   # 9>&-: the daemon must not inherit the lock
   setsid "$weed" -logtostderr server -dir="$STATE/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.telemetry=false -master.resumeState=false -master.port="$MASTER_PORT" -master.port.grpc="$MASTER_GRPC" \
-    -master.volumeSizeLimitMB=1024 -volume.max=16 \
+    -master.volumeSizeLimitMB=1024 -volume.max=64 \
     -volume.port="$VOLUME_PORT" -volume.port.grpc="$VOLUME_GRPC" \
     -filer -filer.port="$FILER_PORT" -filer.port.grpc="$FILER_GRPC" \
     -filer.localSocket="$STATE/filer.sock" \
@@ -282,7 +297,18 @@ PID=$pid
 LOG=$LOG
 EOF
   exec 9>&-
+  # a (re)started master learns the volumes from the volume server's heartbeat; until then
+  # uploads and reads of existing objects fail with HTTP 500
+  for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+    curl -s --max-time 2 "http://127.0.0.1:$MASTER_PORT/dir/status" 2>/dev/null \
+      | grep -qF "\"Url\":\"127.0.0.1:$VOLUME_PORT\"" && break
+    sleep 0.1
+  done
   do_sync
+  if wait_readable; then
+    # the probe's one byte is not a client's: bank it as negative so `bytes` does not count it
+    echo $(($(cat "$BYTES_BASE" 2>/dev/null || echo 0) - 1)) > "$BYTES_BASE"
+  fi
   # the identity is enforced: right secret lists the bucket, wrong secret / anonymous are refused
   code=$(s3_status "$SECRET_KEY" "http://127.0.0.1:$S3_PORT/$BUCKET?list-type=2")
   [[ $code == 200 ]] || die "signed ListObjectsV2 with the right secret gave HTTP $code"

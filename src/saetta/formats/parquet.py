@@ -35,8 +35,14 @@ class ParquetReader:
         self._handle: Any = None
         try:
             if is_remote(path):
-                opener = fsspec.open(url, "rb", **options)
-                self._handle = retrying(opener.open, path, storage or StorageOptions())
+                # No read-ahead: fsspec's default would fetch from a column to the end
+                # of the file; pyarrow asks for exactly the column chunks it needs.
+                fs, remote = fsspec.core.url_to_fs(url, **options)
+                self._handle = retrying(
+                    lambda: fs.open(remote, "rb", cache_type="none"),
+                    path,
+                    storage or StorageOptions(),
+                )
                 self._file = pq.ParquetFile(self._handle)
             else:
                 self._file = pq.ParquetFile(url)

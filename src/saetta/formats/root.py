@@ -176,7 +176,10 @@ class RootReader:
                 f" and {len(columns) - 3} more" if len(columns) > 3 else ""
             )
             msg = f"cannot read {what} [{start}:{stop}] of {redact(self.path)} ({_reason(exc)})"
-            if is_remote(self.path) and isinstance(exc, OSError):  # the network, not the file
+            # A failed fetch surfaces from uproot's fsspec source as OSError, or as a
+            # TypeError for HTTP and S3 (it indexes the error fsspec returned): the
+            # network, not the file.
+            if is_remote(self.path) and isinstance(exc, OSError | TypeError):
                 raise StorageError(msg, url=redact(self.path), transient=True) from exc
             raise FormatError(msg, path=self.path, tree=self.tree) from exc
         return {
