@@ -153,8 +153,16 @@ class Testbed:
             msg = f"testbed {self.name!r} ({self.kind}) needs dask-jobqueue: pip install 'saetta[{self.kind}]'"
             raise ExecutorError(msg, name=self.name) from exc
         cls = dask_jobqueue.SLURMCluster if self.kind == "slurm" else dask_jobqueue.HTCondorCluster
+        options = dict(self.options)
+        # A Dask LocalCluster started earlier in this process (say, a notebook that ran
+        # executor="dask" first) leaves __DASK_PARENT_PID in the environment; batch jobs
+        # inherit it and their workers then watch the wrong parent and never start.
+        options["job_script_prologue"] = [
+            *options.get("job_script_prologue", []),
+            "unset __DASK_PARENT_PID",
+        ]
         try:
-            cluster = cls(**self.options)
+            cluster = cls(**options)
         except (TypeError, ValueError) as exc:
             msg = f"testbed {self.name!r}: {cls.__name__} refused its options: {exc}"
             raise ExecutorError(msg, name=self.name) from exc
