@@ -367,7 +367,9 @@ def _trilepton_mt(
     el_charge: np.ndarray,
 ) -> None:
     nbins = len(counts) - 2
-    cap = 8
+    cap = 0  # the most leptons in any event: one set of buffers serves every event
+    for e in range(len(met)):
+        cap = max(cap, mu_offsets[e + 1] - mu_offsets[e] + el_offsets[e + 1] - el_offsets[e])
     pt = np.empty(cap)
     phi = np.empty(cap)
     px = np.empty(cap)
@@ -381,16 +383,6 @@ def _trilepton_mt(
         n = nmu + el_offsets[e + 1] - el_offsets[e]
         if n < 3:
             continue
-        if n > cap:
-            cap = n
-            pt = np.empty(cap)
-            phi = np.empty(cap)
-            px = np.empty(cap)
-            py = np.empty(cap)
-            pz = np.empty(cap)
-            en = np.empty(cap)
-            charge = np.empty(cap, dtype=np.int64)
-            muon = np.empty(cap, dtype=np.bool_)
         for a in range(n):
             if a < nmu:
                 j = mu_offsets[e] + a
