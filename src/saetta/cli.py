@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -567,7 +567,11 @@ def generate() -> None:
     help="ROOT: zlib:N, lz4:N, zstd:N, lzma:N or none; Parquet: codec name.",
 )
 def generate_nanoaod_command(
-    output: str, events: int, seed: int, file_format: str | None, compression: str
+    output: str,
+    events: int,
+    seed: int,
+    file_format: Literal["root", "parquet"] | None,
+    compression: str,
 ) -> None:
     """Write OUTPUT (.root TTree or .parquet) with NanoAOD-like events: jets, muons,
     electrons, MET, with Z -> ll decays so every ADL query fills."""
@@ -579,7 +583,7 @@ def generate_nanoaod_command(
             events,
             seed=seed,
             format=file_format,
-            compression=compression,  # type: ignore[arg-type]
+            compression=compression,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc).replace("pass format=", "pass --format")) from exc

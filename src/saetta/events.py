@@ -17,6 +17,7 @@ Momentum2D.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -110,17 +111,17 @@ def build_events(cache: UnitColumns, *, attrs: Mapping[str, Any] | None = None) 
 
     def flat(name: str, dtype: str) -> dict[str, Any]:
         key = f"b{len(buffers)}"
-        buffers[f"{key}-data"] = lambda: _flat(cache, name, dtype, length)
+        buffers[f"{key}-data"] = functools.partial(_flat, cache, name, dtype, length)
         return {"class": "NumpyArray", "primitive": dtype, "form_key": key}
 
     for name, (counter, members) in sorted(layout.collections.items()):
         key = f"b{len(buffers)}"
-        buffers[f"{key}-offsets"] = lambda counter=counter: _offsets(cache, counter)
+        buffers[f"{key}-offsets"] = functools.partial(_offsets, cache, counter)
         sub_fields = [c.name.partition("_")[2] for c in members]
         sub_contents = []
         for c in members:
             ckey = f"b{len(buffers)}"
-            buffers[f"{ckey}-data"] = lambda c=c, counter=counter: _content(cache, c, counter)
+            buffers[f"{ckey}-data"] = functools.partial(_content, cache, c, counter)
             sub_contents.append({"class": "NumpyArray", "primitive": c.dtype, "form_key": ckey})
         record: dict[str, Any] = {
             "class": "RecordArray",
@@ -178,9 +179,9 @@ def _offsets(cache: UnitColumns, counter: str) -> np.ndarray:
     key = f"{counter}.offsets"
     if key not in cache.loaded:
         counts = np.asarray(cache.get(counter))
-        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        cache.loaded[key] = offsets
+        fresh = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=fresh[1:])
+        cache.loaded[key] = fresh
     offsets: np.ndarray = cache.loaded[key]
     return offsets
 

@@ -84,7 +84,7 @@ def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str
             yield name, value
 
 
-def _histogram_json(h: bh.Histogram) -> dict[str, Any]:
+def _histogram_json(h: Any) -> dict[str, Any]:
     axes = []
     for axis in h.axes:
         entry: dict[str, Any] = {"name": axis.name, "label": axis.label}

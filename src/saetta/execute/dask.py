@@ -92,7 +92,8 @@ def connect(argument: str) -> DaskPlacement:
 
 def wrap(client: distributed.Client) -> DaskPlacement:
     """A client the user made: used as is, never closed by saetta."""
-    return DaskPlacement(client, f"dask {client.scheduler.address}", owned=False)
+    address = getattr(client.scheduler, "address", "?")
+    return DaskPlacement(client, f"dask {address}", owned=False)
 
 
 def _versions() -> dict[str, str]:
@@ -150,7 +151,7 @@ def drive(
     [shipped] = client.scatter([pickled], broadcast=True, hash=False)
     merges = iter(range(len(units)))
 
-    def join(left: distributed.Future, right: distributed.Future) -> distributed.Future:
+    def join(left: Any, right: Any) -> Any:
         key = f"saetta-merge-{token}-{next(merges)}"
         return client.submit(combine, left, right, key=key, priority=1)
 
@@ -160,7 +161,7 @@ def drive(
     todo = [i for i in range(len(units)) if i not in (done or {})]
     window = 4 * placement.workers + 2
     running = distributed.as_completed()
-    index_of: dict[str, int] = {}
+    index_of: dict[Any, int] = {}
     submitted = 0
     with _cancel_on_exit(client, running):
         while submitted < len(todo) or index_of:

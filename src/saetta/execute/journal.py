@@ -62,7 +62,7 @@ class RunSpec:
         name = f"{module}:{getattr(analysis, '__qualname__', None) or type(analysis).__name__}"
         files = tuple((f.path, *file_identity(f.path, dataset.storage)) for f in dataset.files)
         tree = dataset.files[0].tree if dataset.files else "Events"
-        return cls(name, tree, chunk_size, units, files, dict(command or {}))  # type: ignore[arg-type]
+        return cls(name, tree, chunk_size, units, files, dict(command or {}))
 
 
 def default_run_dir() -> Path:

@@ -75,8 +75,8 @@ class Testbed:
     source: str = "built in"
 
     @classmethod
-    def from_dict(cls, name: str, spec: Mapping[str, Any], source: str) -> Testbed:
-        if not isinstance(spec, Mapping):
+    def from_dict(cls, name: str, spec: object, source: str) -> Testbed:
+        if not isinstance(spec, Mapping):  # it comes from YAML: anything is possible
             msg = f"testbed {name!r} in {source} must be a mapping, not {type(spec).__name__}"
             raise ExecutorError(msg, name=name)
         kind = spec.get("type")
@@ -147,12 +147,12 @@ class Testbed:
             msg = f"testbed {self.name!r} is {self.kind}, not a batch system"
             raise ExecutorError(msg, name=self.name)
         try:
-            import dask_jobqueue
             import distributed
+            from dask_jobqueue import HTCondorCluster, SLURMCluster
         except ImportError as exc:
             msg = f"testbed {self.name!r} ({self.kind}) needs dask-jobqueue: pip install 'saetta[{self.kind}]'"
             raise ExecutorError(msg, name=self.name) from exc
-        cls = dask_jobqueue.SLURMCluster if self.kind == "slurm" else dask_jobqueue.HTCondorCluster
+        cls = SLURMCluster if self.kind == "slurm" else HTCondorCluster
         options = dict(self.options)
         # A Dask LocalCluster started earlier in this process (say, a notebook that ran
         # executor="dask" first) leaves __DASK_PARENT_PID in the environment; batch jobs

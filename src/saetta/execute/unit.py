@@ -205,7 +205,8 @@ def pickle_analysis(analysis: Analysis, *, remote: bool = False) -> bytes:
         from_path = module.__name__.startswith("_saetta_user_")
         if from_path or (remote and path and not installed and not ours):
             cloudpickle.register_pickle_by_value(module)
-    return cloudpickle.dumps(analysis)
+    pickled: bytes = cloudpickle.dumps(analysis)
+    return pickled
 
 
 @functools.lru_cache(maxsize=4)

@@ -38,7 +38,7 @@ class CachedReader:
         self,
         reader: Reader,
         directory: str | os.PathLike[str],
-        identity: tuple[int, int],
+        identity: tuple[int, str],
         max_bytes: int = 20 * 1024**3,
     ) -> None:
         self._reader = reader
