@@ -112,8 +112,16 @@ class _OpenReaders:
         self._readers: OrderedDict[tuple[object, ...], Reader] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, path: str, tree: str, format: str, storage: StorageOptions) -> Reader:
-        key = (path, tree, format, file_identity(path, storage), storage.cache_dir)
+    def get(
+        self,
+        path: str,
+        tree: str,
+        format: str,
+        storage: StorageOptions,
+        identity: tuple[int, str] | None = None,
+    ) -> Reader:
+        identity = identity or file_identity(path, storage)
+        key = (path, tree, format, identity, storage.cache_dir)
         with self._lock:
             reader = self._readers.pop(key, None)
         if reader is None:
@@ -147,9 +155,13 @@ def shared_reader(
     tree: str = "Events",
     format: str | None = None,
     storage: StorageOptions | None = None,
+    identity: tuple[int, str] | None = None,
 ) -> Reader:
-    """This process's open reader for a file (see :class:`_OpenReaders`)."""
-    return _OPEN_READERS.get(path, tree, format or format_of(path), storage or StorageOptions())
+    """This process's open reader for a file (see :class:`_OpenReaders`); pass the file's
+    ``identity`` if it is known, to save a stat (a round trip for a remote file)."""
+    return _OPEN_READERS.get(
+        path, tree, format or format_of(path), storage or StorageOptions(), identity
+    )
 
 
 @dataclass(frozen=True, slots=True)

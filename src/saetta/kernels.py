@@ -42,24 +42,6 @@ def fill(counts: np.ndarray, values: np.ndarray, lo: float, hi: float) -> None:
 
 
 @jit
-def fill_weighted(
-    counts: np.ndarray,
-    sumw2: np.ndarray,
-    values: np.ndarray,
-    weights: np.ndarray,
-    lo: float,
-    hi: float,
-) -> None:
-    """Weighted :func:`fill`; ``sumw2`` collects the squared weights."""
-    nbins = len(counts) - 2
-    for i in range(len(values)):
-        b = find_bin(values[i], lo, hi, nbins)
-        w = np.float64(weights[i])
-        counts[b] += w
-        sumw2[b] += w * w
-
-
-@jit
 def p4(pt: float, eta: float, phi: float, m: float) -> tuple[float, float, float, float]:
     """(px, py, pz, E) of a (pt, eta, phi, mass) vector, in double precision."""
     px = pt * math.cos(phi)

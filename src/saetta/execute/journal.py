@@ -24,8 +24,7 @@ import os
 import pickle
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +39,13 @@ __all__ = ["Journal", "RunSpec", "default_run_dir", "record_outcome"]
 
 @dataclass(frozen=True, slots=True)
 class RunSpec:
-    """Enough to recognise a run again, and to restart it from the command line."""
+    """Enough to recognise a run again (the CLI keeps its command beside it, command.json)."""
 
     analysis: str
     tree: str
     chunk_size: int
     units: int
     files: tuple[tuple[str, int, str], ...]  # path, size, version
-    command: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -56,13 +54,12 @@ class RunSpec:
         dataset: Dataset,
         chunk_size: int,
         units: int,
-        command: Mapping[str, Any] | None = None,
     ) -> RunSpec:
         module = getattr(analysis, "__module__", None) or "?"
         name = f"{module}:{getattr(analysis, '__qualname__', None) or type(analysis).__name__}"
         files = tuple((f.path, *file_identity(f.path, dataset.storage)) for f in dataset.files)
         tree = dataset.files[0].tree if dataset.files else "Events"
-        return cls(name, tree, chunk_size, units, files, dict(command or {}))
+        return cls(name, tree, chunk_size, units, files)
 
 
 def default_run_dir() -> Path:
@@ -151,17 +148,3 @@ class Journal:
         ]
         (self.directory / "failures.json").write_text(json.dumps(failures, indent=1) + "\n")
         (self.directory / "report.json").write_text(json.dumps(report.to_dict(), indent=1) + "\n")
-
-
-def load_spec(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``run.json`` of a run directory (to resume it from the command line)."""
-    path = Path(directory).expanduser() / "run.json"
-    try:
-        document: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        msg = f"{Path(directory)} is not a saetta run directory (no run.json)"
-        raise JournalError(msg, path=str(directory)) from exc
-    except (OSError, ValueError) as exc:
-        msg = f"cannot read {path}: {exc}"
-        raise JournalError(msg, path=str(directory)) from exc
-    return document

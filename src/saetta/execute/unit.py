@@ -110,13 +110,11 @@ def _attempt(
 
     try:
         function = _load(analysis) if isinstance(analysis, bytes) else analysis
-        reader = shared_reader(unit.path, unit.tree, unit.format, options.storage)
+        identity = file_identity(unit.path, options.storage)
+        reader = shared_reader(unit.path, unit.tree, unit.format, options.storage, identity)
         if options.column_cache:
             reader = cached = CachedReader(
-                reader,
-                options.column_cache,
-                file_identity(unit.path, options.storage),
-                options.column_cache_bytes,
+                reader, options.column_cache, identity, options.column_cache_bytes
             )
         blocks_before = _block_counters(options.storage)
         bytes_before = reader.bytes_read
