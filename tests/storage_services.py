@@ -378,7 +378,10 @@ def xrootd_server() -> Iterator[StorageServer]:
 
 @pytest.fixture(scope="session")
 def https_server() -> Iterator[StorageServer]:
-    """nginx HTTPS + WebDAV over a fresh directory, self-signed certificate pinned in options."""
+    """nginx HTTPS + WebDAV over a fresh directory, self-signed certificate pinned in options.
+
+    Files under ``root / "private"`` are served at ``/private/`` behind HTTP basic auth, as
+    ``info["AUTH_USER"]`` with ``info["AUTH_PASSWORD"]``."""
     yield from _serve("nginx")
 
 

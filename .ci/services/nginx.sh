@@ -12,6 +12,10 @@
 #
 # Served: GET/HEAD with byte ranges, HTML autoindex listings (what fsspec's HTTPFileSystem.ls
 # parses), WebDAV PROPFIND/OPTIONS (dav-ext) and PUT/DELETE/MKCOL/COPY/MOVE.
+# DIR/private/ (made by start) is served at /private/ behind HTTP basic auth: user
+# $SAETTA_NGINX_AUTH_USER (default saetta), password $SAETTA_NGINX_AUTH_PASSWORD (default
+# saetta-basic-pw); wrong or missing credentials get 401. `info` prints them (AUTH_USER,
+# AUTH_PASSWORD, PRIVATE_DIR).
 # State (nginx.conf, cert.pem/key.pem, logs, pid, temp dirs) lives in $SAETTA_NGINX_DIR
 # (default /tmp/saetta-nginx). cert.pem is both the server certificate and the CA to trust
 # (CN=localhost, SAN DNS:localhost + IP:127.0.0.1); start generates it when the state directory has
@@ -29,6 +33,9 @@ VENV=${VIRTUAL_ENV:-$PROJECT/.venv}
 GRACE=${SAETTA_STOP_GRACE:-10}
 START_TIMEOUT=${SAETTA_START_TIMEOUT:-30}
 RUN_USER=${SAETTA_NGINX_USER:-root}
+AUTH_USER=${SAETTA_NGINX_AUTH_USER:-saetta}
+AUTH_PASSWORD=${SAETTA_NGINX_AUTH_PASSWORD:-saetta-basic-pw}
+HTPASSWD=$STATE/htpasswd
 CONF=$STATE/nginx.conf
 PIDFILE=$STATE/nginx.pid
 ACCESS_LOG=$STATE/access.log
@@ -145,6 +152,11 @@ do_start() {
   fi
   port_open "$port" && die "port $port is already in use by another process"
   make_cert
+  mkdir -p "$dir/private"
+  # apr1 (MD5) hashes are read by nginx itself, whatever the libc's crypt() supports; the
+  # workers read the file on each request, so it must be readable by $RUN_USER
+  printf '%s:%s\n' "$AUTH_USER" "$(openssl passwd -apr1 "$AUTH_PASSWORD")" > "$HTPASSWD"
+  chmod 644 "$HTPASSWD"
   cat > "$CONF" <<EOF
 # written by $0 start; serves $dir on https://127.0.0.1:$port
 user $RUN_USER;
@@ -179,6 +191,11 @@ http {
             create_full_put_path on;
             dav_access user:rw group:r all:r;
         }
+        location /private/ {
+            auth_basic "saetta";
+            auth_basic_user_file $HTPASSWD;
+            autoindex on;
+        }
     }
 }
 EOF
@@ -197,6 +214,9 @@ DIR=$dir
 PORT=$port
 PID=$pid
 CA_FILE=$STATE/cert.pem
+PRIVATE_DIR=$dir/private
+AUTH_USER=$AUTH_USER
+AUTH_PASSWORD=$AUTH_PASSWORD
 ACCESS_LOG=$ACCESS_LOG
 ERROR_LOG=$ERROR_LOG
 CONFIG=$CONF

@@ -9,15 +9,18 @@ The file key hashes the path, the tree, and the file's size and modification
 time, so a rewritten file is never served stale. Files are written to a
 temporary name and renamed into place, so concurrent worker processes on one
 node can share the cache; the cache is kept under its size bound by removing
-the least recently used files.
+the least recently used files. The folder is one saetta made for this
+(:func:`~saetta.storage.disk.claim_folder`), and eviction removes only files
+named as cached columns.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +28,18 @@ import numpy as np
 import pyarrow as pa
 
 from saetta._typing import Column, Jagged, Reader
+from saetta.storage import claim_folder, evict_lru, is_remote
 
-__all__ = ["CachedReader"]
+__all__ = ["CachedReader", "claim_column_cache"]
 
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+_KEY = re.compile(r"[0-9a-f]{20}")
+_ENTRY = re.compile(r"[0-9]+-[0-9]+\.arrow")
+
+
+def claim_column_cache(directory: str | os.PathLike[str]) -> None:
+    """Make ``directory`` a column cache, or refuse it: see :func:`~saetta.storage.claim_folder`."""
+    claim_folder(directory, "column-cache", "column cache")
 
 
 class CachedReader:
@@ -45,7 +56,9 @@ class CachedReader:
         self.path = reader.path
         self.tree = reader.tree
         self._root = Path(directory)
-        text = f"{os.path.abspath(reader.path)}\0{reader.tree}\0{identity[0]}\0{identity[1]}"
+        claim_column_cache(self._root)
+        where = reader.path if is_remote(reader.path) else os.path.abspath(reader.path)
+        text = f"{where}\0{reader.tree}\0{identity[0]}\0{identity[1]}"
         self._folder = (
             self._root / hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:20]
         )
@@ -128,18 +141,20 @@ class CachedReader:
         os.replace(temporary, target)
 
     def _evict(self) -> None:
-        files = []
-        total = 0
-        for path in self._root.rglob("*.arrow"):
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue  # another process evicted it
-            files.append((st.st_mtime_ns, st.st_size, path))
-            total += st.st_size
-        files.sort()
-        for _, size, path in files:
-            if total <= self._max_bytes:
-                break
-            path.unlink(missing_ok=True)
-            total -= size
+        evict_lru(self._entries(), self._max_bytes)
+
+    def _entries(self) -> Iterator[Path]:
+        """The cached columns under the cache folder: ``<file key>/<column>/<range>.arrow``."""
+        for folder in _listing(self._root):
+            if _KEY.fullmatch(folder.name) and not folder.is_symlink():
+                for column in _listing(folder):
+                    if not column.is_symlink():
+                        yield from (p for p in _listing(column) if _ENTRY.fullmatch(p.name))
+
+
+def _listing(folder: Path) -> list[Path]:
+    """The entries of a folder; none if it is not one, or another process just removed it."""
+    try:
+        return list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []

@@ -1,0 +1,63 @@
+"""Stage: storage (layer 1) — what a URL may show: redaction of credentials.
+
+A URL may carry a secret — ``user:password@`` or a token in its query string
+(``?token=``, XRootD's ``?authz=``). saetta keeps the full URL in memory, where
+the storage layer needs it, and shows and stores only the redacted form:
+scheme, host, port and path. :func:`scrub` cleans text from elsewhere (an
+exception message, a traceback) of any URL's credentials.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Iterable
+
+__all__ = ["is_remote", "redact", "scrub", "secrets_of"]
+
+
+def is_remote(path: str) -> bool:
+    """True for a URL that is not a local file."""
+    scheme = urllib.parse.urlsplit(path).scheme
+    return len(scheme) > 1 and scheme != "file"
+
+
+def redact(url: str) -> str:
+    """The URL without user, password, query string or fragment (tokens often live there)."""
+    if not is_remote(url):
+        return url
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def secrets_of(url: str) -> tuple[str, ...]:
+    """The parts of a URL that may be secret: user, password, query values, the raw query."""
+    if not is_remote(url):
+        return ()
+    parts = urllib.parse.urlsplit(url)
+    found = [parts.username or "", parts.password or "", parts.query, parts.fragment]
+    for _, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=False):
+        found.append(value)
+        found.append(urllib.parse.quote(value, safe=""))
+    if parts.password:
+        found.append(urllib.parse.unquote(parts.password))
+    # Short values (a port number, "1") would scrub innocent text.
+    return tuple(sorted({s for s in found if len(s) >= 4}, key=len, reverse=True))
+
+
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@'\"<>]*@")
+_QUERY = re.compile(r"(?P<url>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"<>]*)[?#][^\s'\"<>)]*")
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every URL's user info and query removed, and each of ``secrets`` masked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _USERINFO.sub(r"\g<scheme>", text)
+    return _QUERY.sub(r"\g<url>", text)
