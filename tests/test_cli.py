@@ -703,3 +703,47 @@ def test_demo_writes_the_report_its_help_promises(demo: tuple[Path, Outcome]) ->
     assert out.returncode == 0, out
     assert (folder / "results.report.json").exists(), sorted(p.name for p in folder.iterdir())
     assert "results.report.json" in saetta_cmd("demo", "--help", cwd=folder).stdout
+
+
+# --------------------------------------------------------------------------- small things
+
+
+def test_inspect_lists_saetta_outputs(data: Data, tmp_path: Path) -> None:
+    made = saetta_cmd(
+        "run", "adl", data.root, "-o", "out.root", "-o", "out.json", cwd=tmp_path
+    )  # fmt: skip
+    assert made.returncode == 0, made
+    assert "wrote out.root" in made.stdout
+    assert "wrote out.json" in made.stdout
+    for name in ("out.root", "out.json"):
+        shown = saetta_cmd("inspect", name, cwd=tmp_path)
+        assert shown.returncode == 0, shown
+        for histogram in data.reference:
+            assert histogram in shown.stdout, (histogram, shown)
+        assert "3,000" in shown.stdout  # the events the run processed
+
+
+def test_run_help_names_every_kind_of_executor(tmp_path: Path) -> None:
+    text = words(saetta_cmd("run", "--help", cwd=tmp_path).stdout)
+    for fragment in ("'local'", "'processes:N'", "'dask:N'", "'dask://HOST:PORT'", "--testbed"):
+        assert fragment in text
+    assert "--unit-timeout" in text
+
+
+def test_one_file_is_one_file(data: Data, tmp_path: Path) -> None:
+    out = saetta_cmd("run", "adl.q1", data.root, cwd=tmp_path)
+    assert "(1 file)" in out.stdout
+    assert "1 files" not in out.stdout
+
+
+def test_did_you_mean_never_suggests_the_missing_name(data: Data, tmp_path: Path) -> None:
+    # MET has no 'eta', but jets do (Jet_eta): 'eta' is no suggestion for a MET field.
+    (tmp_path / "met_eta.py").write_text(
+        "import hist\n\ndef analysis(events):\n"
+        "    h = hist.Hist.new.Reg(10, -5, 5).Double()\n"
+        "    h.fill(events.MET.eta)\n    return {'h': h}\n"
+    )
+    out = saetta_cmd("run", "met_eta.py:analysis", data.root, cwd=tmp_path)
+    assert out.returncode == 1, out
+    assert "no field named 'eta'" in out.stderr
+    assert "did you mean 'eta'" not in out.stderr

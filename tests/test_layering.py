@@ -10,7 +10,7 @@ import pytest
 SRC = Path(__file__).parents[1] / "src" / "saetta"
 
 LAYERS = {
-    "errors": 0, "_typing": 0, "_version": 0,
+    "errors": 0, "_typing": 0, "_version": 0, "_config": 0,
     "storage": 1,
     "dataset": 2,
     "formats": 3,

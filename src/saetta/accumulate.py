@@ -21,7 +21,7 @@ import numpy as np
 
 from saetta.errors import AnalysisError
 
-__all__ = ["check", "merge"]
+__all__ = ["check", "compatible", "merge"]
 
 _KINDS = "hist.Hist, numbers, numpy arrays, or dicts of them"
 
@@ -45,30 +45,57 @@ def merge(total: Any, part: Any, where: str = "result") -> Any:
     """Add ``part`` into ``total`` and return the sum; ``total`` may be updated in place.
 
     ``part`` is never modified. Pass ``copy.deepcopy`` of the first partial as
-    ``total`` if the caller must keep it intact.
+    ``total`` if the caller must keep it intact. Two results that cannot be
+    merged raise :class:`AnalysisError` before anything is added, so ``total``
+    is left as it was.
     """
     if total is None:
         return copy.deepcopy(part)
+    compatible(total, part, where)
+    return _add(total, part)
+
+
+def compatible(total: Any, part: Any, where: str = "result") -> None:
+    """Raise :class:`AnalysisError` unless ``part`` can be merged into ``total``."""
     if isinstance(total, Mapping) and isinstance(part, Mapping):
-        out = dict(total)
         for key, value in part.items():
-            out[key] = merge(out.get(key), value, f"{where}[{key!r}]")
-        return out
+            if key in total and total[key] is not None:
+                compatible(total[key], value, f"{where}[{key!r}]")
+        return
     if isinstance(total, bh.Histogram) and isinstance(part, bh.Histogram):
         if total.axes != part.axes:
             msg = f"{where}: histograms of different binning cannot be merged"
             raise AnalysisError(msg, key=where)
-        total += part
-        return total
+        if total.storage_type is not part.storage_type:
+            msg = (
+                f"{where}: a {total.storage_type.__name__} histogram cannot be merged with "
+                f"a {part.storage_type.__name__} one"
+            )
+            raise AnalysisError(msg, key=where)
+        return
     if isinstance(total, np.ndarray) and isinstance(part, np.ndarray):
         if total.shape != part.shape:
             msg = f"{where}: arrays of shapes {total.shape} and {part.shape} cannot be merged"
             raise AnalysisError(msg, key=where)
-        return total + part
+        return
     if isinstance(total, numbers.Number) and isinstance(part, numbers.Number):
-        return total + part  # type: ignore[operator]
+        return
     msg = (
         f"{where}: cannot merge a {type(total).__name__} with a {type(part).__name__}; "
         f"every unit must return the same kinds ({_KINDS})"
     )
     raise AnalysisError(msg, key=where)
+
+
+def _add(total: Any, part: Any) -> Any:
+    if total is None:
+        return copy.deepcopy(part)
+    if isinstance(total, Mapping):
+        out = dict(total)
+        for key, value in part.items():
+            out[key] = _add(out.get(key), value)
+        return out
+    if isinstance(total, bh.Histogram):
+        total += part
+        return total
+    return total + part

@@ -9,20 +9,32 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import sys
+import threading
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import click
 
+from saetta._config import DEFAULT_CACHE_SIZE, data_cache_dir, runs_dir
 from saetta._version import __version__
 from saetta.dataset import DEFAULT_CHUNK_SIZE
-from saetta.errors import SaettaError
+from saetta.errors import SaettaError, SaettaWarning
+from saetta.execute.unit import UnitOptions
+from saetta.storage import atomic_write, scrub
 from saetta.usecase_cli import plan, testbeds_history, validate
 
 __all__ = ["main"]
 
-EXECUTOR_HELP = "Where units run: 'local' (this process) or 'processes:N' (N worker processes)."
+EXECUTOR_HELP = (
+    "Where units run: 'local' (this process), 'processes:N' (N worker processes), "
+    "'dask:N' (a local Dask cluster of N workers) or 'dask://HOST:PORT' (a running Dask "
+    "scheduler); see also --testbed."
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,7 +61,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     type=click.Path(file_okay=False),
     help="Folder for the sample and the results.",
 )
-@click.option("--executor", default="processes:2", show_default=True, help=EXECUTOR_HELP)
+@click.option("--executor", default="local", show_default=True, help=EXECUTOR_HELP)
 def demo(events: int, out_dir: str, executor: str) -> None:
     """Generate a NanoAOD-like sample and run the eight ADL benchmark queries on it.
 
@@ -65,14 +77,13 @@ def demo(events: int, out_dir: str, executor: str) -> None:
     _run_and_write(
         "adl",
         [str(sample)],
-        folder / "results.root",
+        (folder / "results.root", folder / "results.json"),
         executor,
         None,
         "Events",
         progress=True,
         allow_partial=False,
         plots=folder / "adl.png",
-        also=(folder / "results.json",),
     )
     click.echo(f"\nopen {folder / 'adl.png'} to see the histograms")
 
@@ -83,11 +94,12 @@ def demo(events: int, out_dir: str, executor: str) -> None:
 @click.option(
     "-o",
     "--output",
+    "outputs",
     type=click.Path(dir_okay=False),
-    default=None,
-    help="Write the results: .root (ROOT histograms) or .json.",
+    multiple=True,
+    help="Write the results: .root (ROOT histograms) or .json; repeat for several files.",
 )
-@click.option("--executor", default="local", show_default=True, help=EXECUTOR_HELP)
+@click.option("--executor", default=None, help=EXECUTOR_HELP + "  [default: local]")
 @click.option(
     "--chunk-size",
     default=None,
@@ -107,7 +119,15 @@ def demo(events: int, out_dir: str, executor: str) -> None:
     "--resume",
     type=click.Path(file_okay=False, exists=True),
     default=None,
-    help="Finish the run recorded in this run directory (ANALYSIS and FILES come from it).",
+    help="Finish the run recorded in this run directory: ANALYSIS, FILES and the options "
+    "come from it (an --executor or --testbed given here replaces the recorded one).",
+)
+@click.option(
+    "--unit-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds a work unit may run; one that runs longer fails and the others go on "
+    "[default: no limit].",
 )
 @click.option(
     "--only-unit",
@@ -126,7 +146,7 @@ def demo(events: int, out_dir: str, executor: str) -> None:
 )
 @click.option(
     "--cache-size",
-    default="50GB",
+    default=DEFAULT_CACHE_SIZE,
     show_default=True,
     help="Upper bound of the --cache folder; least recently used blocks go first.",
 )
@@ -161,12 +181,13 @@ def demo(events: int, out_dir: str, executor: str) -> None:
 def run(
     analysis: str | None,
     files: tuple[str, ...],
-    output: str | None,
-    executor: str,
+    outputs: tuple[str, ...],
+    executor: str | None,
     chunk_size: int | None,
     tree: str,
     run_dir: str | None,
     resume: str | None,
+    unit_timeout: float | None,
     only_unit: str | None,
     cache: str | None,
     cache_size: str,
@@ -187,18 +208,37 @@ def run(
       package.module:func    the same, importable
 
     \b
+    Every run records its finished units in a run directory; after a crash, a kill
+    or Ctrl-C, --resume finishes it, running only what is left.
+
+    \b
     Example:
       saetta run adl data/*.root -o results.root --executor processes:2
       saetta run adl data/*.root -o results.root --testbed slurm-local
       saetta run --resume ~/.cache/saetta/runs/20261129-101500-ab12cd
     """
+    context = click.get_current_context()
+    given = {
+        name
+        for name in ("executor", "testbed", "tree", "chunk_size")
+        if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
     if resume is not None:
         saved = _saved_command(resume)
-        analysis, files = saved["analysis"], tuple(saved["files"])
-        output = output or saved.get("output")
-        executor, tree = saved.get("executor", executor), saved.get("tree", tree)
-        chunk_size = chunk_size or saved.get("chunk_size")
-        testbed = testbed or saved.get("testbed")
+        if analysis is None or not files:
+            if saved.get("credentials_removed"):
+                msg = (
+                    f"the files of the run in {resume} had credentials in their URLs, which "
+                    f"saetta does not store; give them again: saetta run {saved['analysis']} "
+                    f"FILES --run-dir {resume}"
+                )
+                raise SaettaError(msg)
+            analysis, files = saved["analysis"], tuple(saved["files"])
+        outputs = outputs or tuple(saved.get("outputs") or ())
+        plots = plots or saved.get("plots")
+        if not {"executor", "testbed"} & given:
+            executor, testbed = saved.get("executor"), saved.get("testbed")
+        tree = tree if "tree" in given else saved.get("tree", tree)
         run_dir = resume
     elif analysis is None or not files:
         msg = "give ANALYSIS and FILES, or --resume RUN_DIR"
@@ -209,8 +249,8 @@ def run(
     _run_and_write(
         analysis,
         list(files),
-        Path(output) if output else None,
-        executor,
+        tuple(Path(o) for o in outputs),
+        executor or "local",
         chunk_size,
         tree,
         progress=progress,
@@ -221,16 +261,20 @@ def run(
         cache=cache,
         cache_size=cache_size,
         run_dir=run_dir,
+        unit_timeout=unit_timeout,
     )
 
 
-def _saved_command(run_dir: str) -> dict[str, Any]:
-    path = Path(run_dir) / "command.json"
-    try:
-        saved: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        msg = f"cannot resume from {run_dir}: no readable command.json ({exc})"
-        raise SaettaError(msg) from exc
+def _saved_command(run_dir: str) -> Mapping[str, Any]:
+    from saetta.execute.journal import read_command
+
+    saved = read_command(run_dir)
+    analysis, files = saved.get("analysis"), saved.get("files")
+    if not isinstance(analysis, str) or not (
+        isinstance(files, list) and files and all(isinstance(f, str) for f in files)
+    ):
+        msg = f"cannot resume from {run_dir}: its run.json records no analysis and files"
+        raise SaettaError(msg)
     return saved
 
 
@@ -238,6 +282,7 @@ def _only_unit(analysis: str, files: list[str], tree: str, unit_id: str) -> None
     from saetta.analyses import load_analysis
     from saetta.dataset import WorkUnit
     from saetta.execute.unit import run_unit
+    from saetta.storage import is_remote
 
     path, _, span = unit_id.rpartition("[")
     try:
@@ -246,12 +291,14 @@ def _only_unit(analysis: str, files: list[str], tree: str, unit_id: str) -> None
         msg = f"cannot read unit {unit_id!r}; write it as PATH[START:STOP]"
         raise SaettaError(msg) from None
     dataset = _dataset(files, tree)
-    info = next((f for f in dataset.files if f.path == path), None)
+    wanted = path if is_remote(path) else os.path.abspath(path)
+    info = next((f for f in dataset.files if f.path == wanted), None)
     if info is None:
         msg = f"unit {unit_id!r} is not in the given files"
         raise SaettaError(msg)
     unit = WorkUnit(info.path, info.tree, start, stop, info.format)
-    outcome = run_unit(load_analysis(analysis), unit)
+    options = UnitOptions(storage=dataset.storage)
+    outcome = run_unit(load_analysis(analysis), unit, options=options)
     if outcome.failure is not None:
         click.echo(outcome.failure.traceback or str(outcome.failure), err=True)
         msg = f"unit {outcome.failure}"
@@ -260,10 +307,40 @@ def _only_unit(analysis: str, files: list[str], tree: str, unit_id: str) -> None
     click.echo(_summary(outcome.result))
 
 
+def _command(
+    analysis: str,
+    files: list[str],
+    dataset: Any,
+    tree: str,
+    executor: str,
+    testbed: str | None,
+    outputs: tuple[Path, ...],
+    plots: Path | None,
+) -> dict[str, Any]:
+    """What ``saetta run --resume`` needs to run this again, from any folder, without secrets."""
+    from saetta.storage import is_remote, redact
+
+    where, sep, name = analysis.rpartition(":")
+    if sep and where.endswith(".py"):
+        analysis = f"{os.path.abspath(where)}:{name}"
+    stored = [f if f.startswith("@") or is_remote(f) else os.path.abspath(f) for f in files]
+    return {
+        "analysis": analysis,
+        "files": [redact(f) for f in stored],
+        "credentials_removed": any(redact(f) != f for f in stored),
+        "tree": tree,
+        "executor": executor,
+        "testbed": testbed,
+        "outputs": [str(o.absolute()) for o in outputs],
+        "plots": str(plots.absolute()) if plots else None,
+        "dataset_files": len(dataset.files),
+    }
+
+
 def _run_and_write(
     analysis: str,
     files: list[str],
-    output: Path | None,
+    outputs: tuple[Path, ...],
     executor: str,
     chunk_size: int | None,
     tree: str,
@@ -271,35 +348,23 @@ def _run_and_write(
     progress: bool | None,
     allow_partial: bool,
     plots: Path | None,
-    also: tuple[Path, ...] = (),
     testbed: str | None = None,
     column_cache: str | None = None,
     cache: str | None = None,
-    cache_size: str = "50GB",
+    cache_size: str = DEFAULT_CACHE_SIZE,
     run_dir: str | None = None,
+    unit_timeout: float | None = None,
 ) -> None:
     import saetta
     from saetta.analyses import load_analysis
-    from saetta.execute.journal import default_run_dir
     from saetta.execute.run import Interrupted
     from saetta.output import save
+    from saetta.storage import redact
 
-    _check_outputs(output, plots, also)
+    _check_outputs(outputs, plots)
     function = load_analysis(analysis)
     dataset = _dataset(files, tree, cache, cache_size)
-    directory = Path(run_dir) if run_dir else default_run_dir()
-    _save_command(
-        directory,
-        {
-            "analysis": analysis,
-            "files": files,
-            "tree": tree,
-            "executor": executor,
-            "chunk_size": chunk_size,
-            "testbed": testbed,
-            "output": str(output) if output else None,
-        },
-    )
+    command = _command(analysis, files, dataset, tree, executor, testbed, outputs, plots)
     try:
         result = saetta.run(
             function,
@@ -312,37 +377,47 @@ def _run_and_write(
             column_cache=column_cache,
             cache=cache,
             cache_size=cache_size,
-            run_dir=directory,
+            run_dir=run_dir,
+            unit_timeout=unit_timeout,
+            command=command,
         )
     except Interrupted as exc:
+        # Until the process is gone (the pool's threads are joined at exit), a second
+        # Ctrl-C or SIGTERM ends it at once, without a traceback.
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, _stop_at_once)
+        why = "terminated" if _TERMINATED.is_set() else "interrupted"
         click.echo(
-            f"saetta: interrupted; finished units are kept. Resume with: "
-            f"saetta run --resume {exc.run_dir}",
+            f"saetta: {why}; finished units are kept. Resume with: "
+            f"saetta run --resume {shlex.quote(str(exc.run_dir))}",
             err=True,
         )
-        sys.exit(130)
+        sys.exit(143 if _TERMINATED.is_set() else 130)
     except saetta.UnitError as exc:
-        partial = getattr(exc, "result", None)
+        partial = exc.result
         if partial is not None:
+            shown = " ".join(shlex.quote(redact(f)) for f in files)
             click.echo(str(partial.report))
             click.echo(
                 f"\nrun directory: {partial.run_dir}\n"
-                f"  reproduce a failed unit: saetta run {analysis} {' '.join(files)} "
-                f"--only-unit '{partial.report.failures[0].unit.id}'\n"
-                f"  after fixing the cause, finish the run: saetta run --resume {partial.run_dir}"
+                f"  reproduce a failed unit: saetta run {shlex.quote(analysis)} {shown} "
+                f"--only-unit {shlex.quote(partial.report.failures[0].unit.id)}\n"
+                f"  after fixing the cause, finish the run: saetta run --resume "
+                f"{shlex.quote(str(partial.run_dir))}"
             )
         raise
     click.echo(_summary(result))
     click.echo("")
     click.echo(str(result.report))
-    if output is not None:
+    if outputs:
+        click.echo("")
+    reports = {o.with_name(o.stem + ".report.json"): None for o in outputs}
+    for output in outputs:
         save(result, output)
-        report_path = output.with_name(output.stem + ".report.json")
-        report_path.write_text(json.dumps(result.report.to_dict(), indent=1) + "\n")
-        click.echo(f"\nwrote {output} and {report_path}")
-        for extra in also:
-            save(result, extra)
-            click.echo(f"wrote {extra}")
+        click.echo(f"wrote {output}")
+    for report_path in reports:
+        atomic_write(report_path, json.dumps(result.report.to_dict(), indent=1) + "\n")
+        click.echo(f"wrote {report_path}")
     if plots is not None:
         from saetta.plot import save_plots
 
@@ -357,19 +432,8 @@ def _run_and_write(
         )
 
 
-def _save_command(directory: Path, command: dict[str, Any]) -> None:
-    from saetta.errors import JournalError
-
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "command.json").write_text(json.dumps(command, indent=1) + "\n")
-    except OSError as exc:
-        msg = f"cannot use run directory {directory}: {exc.strerror or exc}"
-        raise JournalError(msg, path=str(directory)) from exc
-
-
 def _dataset(
-    files: list[str], tree: str, cache: str | None = None, cache_size: str = "50GB"
+    files: list[str], tree: str, cache: str | None = None, cache_size: str = DEFAULT_CACHE_SIZE
 ) -> Any:
     """Open FILES; ``@name`` entries come from the dataset catalog."""
     import saetta
@@ -383,42 +447,66 @@ def _dataset(
     return saetta.Dataset.from_catalog(named[0][1:], cache=cache, cache_size=cache_size)
 
 
-def _check_outputs(output: Path | None, plots: Path | None, also: tuple[Path, ...]) -> None:
+def _check_outputs(outputs: tuple[Path, ...], plots: Path | None) -> None:
     """Refuse a bad output name before the run, not after it."""
-    for target in (output, *also):
-        if target is not None and target.suffix.lower() not in {".root", ".json"}:
+    for target in outputs:
+        if target.suffix.lower() not in {".root", ".json"}:
             msg = f"cannot write {target}: give a .root or .json output file"
             raise SaettaError(msg)
+
     if plots is not None and plots.suffix.lower() not in {".png", ".pdf", ".svg"}:
         msg = f"cannot draw into {plots}: give a .png, .pdf or .svg file"
         raise SaettaError(msg)
 
 
-def _summary(result: Any) -> str:
-    import boost_histogram as bh
-
-    lines = [f"{'result':<22}{'entries':>12}{'in range':>12}{'mean':>10}"]
+def _summary(result: Mapping[str, Any], prefix: str = "") -> str:
+    """One line per result: a histogram's entries (all bins), in range and mean; a value."""
+    lines = [f"{'result':<22}{'entries':>12}{'in range':>12}{'mean':>10}"] if not prefix else []
     for key, value in result.items():
-        if isinstance(value, bh.Histogram) and value.ndim == 1:
-            centers = value.axes[0].centers
-            inside = value.values()
-            total = float(inside.sum())
-            mean = float((centers * inside).sum() / total) if total else float("nan")
-            lines.append(f"{key:<22}{value.sum(flow=True):>12,.0f}{total:>12,.0f}{mean:>10.2f}")
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            lines.append(_summary(value, f"{name}/"))
+        elif hasattr(value, "axes") and hasattr(value, "values"):
+            lines.append(f"{name:<22}{_histogram_summary(value)}")
         else:
-            lines.append(f"{key:<22}{value!s:>12}")
-    return "\n".join(lines)
+            text = (
+                f"{value:,}"
+                if isinstance(value, int) and not isinstance(value, bool)
+                else str(value)
+            )
+            lines.append(f"{name:<22}{text:>12}")
+    return "\n".join(line for line in lines if line)
+
+
+def _histogram_summary(h: Any) -> str:
+    """Entries, in-range sum and (1-D) mean of any histogram, whatever its storage."""
+    import boost_histogram as bh
+    import numpy as np
+
+    per_bin = h.counts if h.kind == bh.Kind.MEAN else h.values  # a profile: its entries
+    values = np.asarray(per_bin(flow=True), dtype=float)
+    inside = np.asarray(per_bin(), dtype=float)
+    total = float(inside.sum())
+    mean = float("nan")
+    if h.ndim == 1 and total and h.axes[0].traits.continuous:
+        mean = float((np.asarray(h.axes[0].centers) * inside).sum() / total)
+    return f"{values.sum():>12,.0f}{total:>12,.0f}{mean:>10.2f}"
 
 
 @cli.command()
 @click.argument("file")
 @click.option("--tree", default=None, help="Only this tree (default: every tree in the file).")
 def inspect(file: str, tree: str | None) -> None:
-    """Show the trees of FILE: entries, branches, types and compression."""
+    """Show what FILE holds: for event files the trees (entries, branches, types,
+    compression), for saetta's own outputs (.root, .json) the histograms and the run."""
     from saetta.dataset import format_of, open_reader
+    from saetta.output import describe
     from saetta.storage import expand
 
     path = expand([file])[0]
+    if path.lower().endswith(".json"):
+        click.echo(str(describe(path)))
+        return
     if format_of(path) == "parquet":
         import pyarrow.parquet as pq
 
@@ -436,6 +524,11 @@ def inspect(file: str, tree: str | None) -> None:
     from saetta.formats.root import RootReader, list_trees
 
     trees = [tree] if tree else list_trees(path)
+    if not tree and not trees:
+        summary = describe(path)
+        if summary.is_saetta or summary.histograms:
+            click.echo(str(summary))
+            return
     if tree:
         RootReader(path, tree).close()  # a wrong --tree fails here, listing the trees
     with uproot.open(path) as f:
@@ -516,9 +609,7 @@ def cache() -> None:
     """The data cache tier: what remote reads left on this disk."""
 
 
-_CACHE_DIR = os.path.join(
-    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "saetta", "data"
-)
+_CACHE_DIR = str(data_cache_dir())
 
 
 @cache.command("info")
@@ -537,11 +628,86 @@ def cache_info_command(folder: str) -> None:
 @cache.command("clear")
 @click.argument("folder", default=_CACHE_DIR, required=False)
 def cache_clear_command(folder: str) -> None:
-    """Delete everything cached in FOLDER [default: ~/.cache/saetta/data]."""
+    """Delete the blocks cached in FOLDER [default: ~/.cache/saetta/data].
+
+    Only a folder saetta made as a data cache is touched, and in it only the
+    block files saetta wrote.
+    """
     from saetta.storage import clear_cache
 
     freed = clear_cache(folder)
     click.echo(f"freed {freed / 1e6:,.1f} MB in {folder}")
+
+
+@cli.group()
+def runs() -> None:
+    """Run directories: list them, delete old ones."""
+
+
+@runs.command("list")
+@click.option(
+    "--base",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to look [default: ~/.cache/saetta/runs].",
+)
+def runs_list(base: str | None) -> None:
+    """List the run directories saetta made: analysis, start, units done, state, size."""
+    from saetta.execute.journal import list_runs
+
+    found = list_runs(base)
+    click.echo(
+        f"{len(found)} run director{'y' if len(found) == 1 else 'ies'} in {base or runs_dir()}"
+    )
+    for info in found:
+        state = {True: "complete", False: "partial", None: "unfinished"}[info.complete]
+        click.echo(
+            f"  {info.directory.name}  {info.analysis}  {info.created}  "
+            f"{info.units_done:,} units  {state}  {info.bytes / 1e6:,.1f} MB"
+        )
+
+
+@runs.command("clean")
+@click.option(
+    "--older-than",
+    default="7d",
+    show_default=True,
+    help="Delete run directories whose last session ended longer ago than this "
+    "(e.g. 12h, 7d, 0 for all).",
+)
+@click.option("--base", type=click.Path(file_okay=False), default=None, help="As for list.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
+def runs_clean(older_than: str, base: str | None, dry_run: bool) -> None:
+    """Delete old run directories (only ones saetta made; never one a run is using)."""
+    import time
+
+    from saetta.errors import JournalError
+    from saetta.execute.journal import list_runs, remove_run
+    from saetta.usecase.quantities import parse_duration
+
+    age = 0.0 if older_than.strip() in {"0", "0s"} else parse_duration(older_than, "--older-than")
+    now = time.time()
+    removed = 0
+    for info in list_runs(base):
+        try:
+            last = max(p.stat().st_mtime for p in info.directory.iterdir())
+        except (OSError, ValueError):
+            continue
+        if now - last < age:
+            continue
+        if dry_run:
+            click.echo(f"would delete {info.directory}")
+            continue
+        try:
+            left = remove_run(info.directory)
+        except JournalError as exc:
+            click.echo(f"kept {info.directory}: {exc}")
+            continue
+        removed += 1
+        if left:
+            click.echo(f"kept {info.directory}: it holds files saetta did not write")
+    if not dry_run:
+        click.echo(f"deleted {removed} run director{'y' if removed == 1 else 'ies'}")
 
 
 @cli.group()
@@ -595,9 +761,43 @@ cli.add_command(validate)
 testbeds.add_command(testbeds_history)
 
 
+#: Set by SIGTERM: the run winds down as after one Ctrl-C.
+_TERMINATED = threading.Event()
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    _TERMINATED.set()
+    raise KeyboardInterrupt
+
+
+def _stop_at_once(signum: int, frame: Any) -> None:
+    os._exit(128 + signum)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    if issubclass(category, SaettaWarning):
+        click.echo(f"saetta: warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``saetta`` command."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    _TERMINATED.clear()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    warnings.showwarning = _show_warning
     try:
         cli.main(args=argv, prog_name="saetta", standalone_mode=False)
     except click.exceptions.Abort:
@@ -609,11 +809,19 @@ def main(argv: list[str] | None = None) -> None:
     except SaettaError as exc:
         if debug:
             raise
-        click.echo(f"saetta: error: {type(exc).__name__}: {exc}", err=True)
+        text = scrub(" ".join(str(exc).split()))
+        click.echo(f"saetta: error: {type(exc).__name__}: {text}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        click.echo("saetta: interrupted", err=True)
-        sys.exit(130)
+        click.echo(
+            "saetta: terminated" if _TERMINATED.is_set() else "saetta: interrupted", err=True
+        )
+        sys.exit(143 if _TERMINATED.is_set() else 130)
+    finally:
+        warnings.showwarning = _default_showwarning
+        # After an interrupted run, a second signal stops the exit at once (see above).
+        if previous is not None and signal.getsignal(signal.SIGTERM) is _terminate:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

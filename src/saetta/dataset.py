@@ -13,6 +13,7 @@ import importlib
 import itertools
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from saetta.errors import DatasetError
-from saetta.storage import StorageOptions, expand, file_identity, file_size, parse_size
+from saetta._config import DEFAULT_CACHE_SIZE, config_home
+from saetta.errors import DatasetError, SaettaWarning
+from saetta.storage import (
+    StorageOptions,
+    expand,
+    file_identity,
+    file_size,
+    is_remote,
+    name_files,
+    parse_size,
+)
 
 if TYPE_CHECKING:
     from saetta._typing import Column, Reader
@@ -34,6 +44,7 @@ __all__ = [
     "FileInfo",
     "WorkUnit",
     "available_formats",
+    "file_key",
     "find_catalog",
     "forget_reader",
     "open_reader",
@@ -58,19 +69,27 @@ def available_formats() -> list[str]:
 
 def find_catalog() -> Path | None:
     """The dataset catalog: ``$SAETTA_CATALOG``, ``./datasets.yaml``, or
-    ``$XDG_CONFIG_HOME/saetta/datasets.yaml``; the first that exists."""
-    candidates = []
-    if os.environ.get("SAETTA_CATALOG"):
-        candidates.append(Path(os.environ["SAETTA_CATALOG"]))
-    candidates.append(Path("datasets.yaml"))
-    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    candidates.append(config / "saetta" / "datasets.yaml")
+    ``$XDG_CONFIG_HOME/saetta/datasets.yaml``; the first that exists.
+
+    Raises
+    ------
+    DatasetError
+        ``$SAETTA_CATALOG`` names a file that does not exist.
+    """
+    named = os.environ.get("SAETTA_CATALOG")
+    if named:
+        if not Path(named).is_file():
+            msg = f"SAETTA_CATALOG names {named}, which is not a file"
+            raise DatasetError(msg, path=named)
+        return Path(named)
+    candidates = [Path("datasets.yaml"), config_home() / "datasets.yaml"]
     return next((p for p in candidates if p.is_file()), None)
 
 
 def format_of(path: str) -> str:
     """The format name for a file path, from its suffix."""
-    suffix = os.path.splitext(path.split("?", 1)[0])[1].lower()
+    name = path.split("?", 1)[0] if is_remote(path) else path
+    suffix = os.path.splitext(name)[1].lower()
     try:
         return _SUFFIXES[suffix]
     except KeyError:
@@ -225,11 +244,81 @@ class FileInfo:
             boundaries=tuple(reader.boundaries),
         )
 
+    @property
+    def largest_cluster(self) -> int:
+        """Entries of the largest stretch between two natural split points (clusters)."""
+        edges = sorted({0, self.num_entries, *self.boundaries})
+        return max((b - a for a, b in itertools.pairwise(edges)), default=0)
+
     def units(self, chunk_size: int) -> Iterator[WorkUnit]:
         """Cut the file into units of at most ``chunk_size`` entries, on natural boundaries
         where they allow it."""
         for start, stop in _split(self.boundaries, self.num_entries, chunk_size):
             yield WorkUnit(self.path, self.tree, start, stop, self.format)
+
+
+def file_key(path: str) -> str:
+    """What identifies a file whatever the working directory: its absolute path, or its URL."""
+    return path if is_remote(path) else os.path.abspath(path)
+
+
+def _distinct(names: Sequence[str]) -> list[str]:
+    """The files once each, in the given order.
+
+    The same file given twice (twice by name, through a symlink, as a relative and an
+    absolute path, or matched by two globs) would be processed twice: it is kept once,
+    with a :class:`~saetta.errors.SaettaWarning`.
+    """
+    seen: dict[object, str] = {}
+    out: list[str] = []
+    for name in names:
+        key: object = file_key(name)
+        if not is_remote(name):
+            with contextlib.suppress(OSError):
+                st = os.stat(name)
+                key = (st.st_dev, st.st_ino)
+        if key in seen:
+            first = seen[key]
+            again = "given more than once" if first == name else f"the same file as {first}"
+            warnings.warn(f"{name} is {again}; reading it once", SaettaWarning, stacklevel=4)
+            continue
+        seen[key] = name
+        out.append(name)
+    return out
+
+
+_CATALOG_KEYS = frozenset({"files", "tree", "format", "storage_options", "description"})
+
+
+def _catalog_entry(name: str, entry: object, source: str) -> dict[str, Any]:
+    """One dataset of a catalog, checked: ``files`` (a pattern or a list of them),
+    ``tree``, ``format``, ``storage_options`` (protocol -> options)."""
+
+    def wrong(what: str) -> DatasetError:
+        return DatasetError(f"dataset {name!r} in {source}: {what}", path=source)
+
+    if not isinstance(entry, Mapping):
+        raise wrong(f"must be a mapping with 'files: [...]', not a {type(entry).__name__}")
+    unknown = sorted(str(k) for k in entry if k not in _CATALOG_KEYS)
+    if unknown:
+        raise wrong(f"unknown key {unknown[0]!r}; known: {', '.join(sorted(_CATALOG_KEYS))}")
+    files = entry.get("files")
+    if isinstance(files, str):
+        files = [files]
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
+        raise wrong("'files' must be a path, URL or glob, or a non-empty list of them")
+    tree = entry.get("tree", "Events")
+    if not isinstance(tree, str) or not tree:
+        raise wrong(f"'tree' must be a name, not {tree!r}")
+    format = entry.get("format")
+    if format is not None and format not in _FORMATS:
+        raise wrong(f"'format' must be one of {', '.join(available_formats())}, not {format!r}")
+    options = entry.get("storage_options") or {}
+    if not isinstance(options, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, Mapping) for k, v in options.items()
+    ):
+        raise wrong("'storage_options' must map a protocol to its options, e.g. {s3: {...}}")
+    return {"files": files, "tree": tree, "format": format, "storage_options": options}
 
 
 def _split(
@@ -280,7 +369,7 @@ class Dataset:
         name: str = "",
         storage_options: Mapping[str, Mapping[str, Any]] | None = None,
         cache: str | os.PathLike[str] | None = None,
-        cache_size: int | str = "50GB",
+        cache_size: int | str = DEFAULT_CACHE_SIZE,
     ) -> Dataset:
         """Open files (paths, URLs or glob patterns) and read each one's metadata once.
 
@@ -317,7 +406,8 @@ class Dataset:
         )
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
-        files = expand(paths, storage)
+        names, storage = name_files(expand(paths, storage), storage)
+        files = _distinct(names)
         if not files:
             msg = "the dataset has no files"
             raise DatasetError(msg)
@@ -335,7 +425,7 @@ class Dataset:
         catalog: str | os.PathLike[str] | None = None,
         *,
         cache: str | os.PathLike[str] | None = None,
-        cache_size: int | str = "50GB",
+        cache_size: int | str = DEFAULT_CACHE_SIZE,
     ) -> Dataset:
         """Open the dataset ``name`` of a catalog file (see :func:`find_catalog`).
 
@@ -350,24 +440,24 @@ class Dataset:
             raise DatasetError(msg)
         try:
             document = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            msg = f"cannot read dataset catalog {path}: {exc}"
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+            reason = " ".join(str(exc).split())[:200]
+            msg = f"cannot read dataset catalog {path}: {reason}"
             raise DatasetError(msg, path=str(path)) from exc
-        if not isinstance(document, Mapping) or name not in document:
-            known = ", ".join(sorted(document)) if isinstance(document, Mapping) else ""
+        if not isinstance(document, Mapping):
+            msg = f"dataset catalog {path} must map names to datasets, not be a {type(document).__name__}"
+            raise DatasetError(msg, path=str(path))
+        if name not in document:
+            known = ", ".join(sorted(str(k) for k in document))
             msg = f"no dataset {name!r} in {path}; it has: {known or 'nothing'}"
             raise DatasetError(msg, path=str(path))
-        entry = document[name]
-        files = entry.get("files") if isinstance(entry, Mapping) else None
-        if not files:
-            msg = f"dataset {name!r} in {path} needs 'files: [...]'"
-            raise DatasetError(msg, path=str(path))
+        entry = _catalog_entry(name, document[name], str(path))
         return cls.open(
-            [files] if isinstance(files, str) else list(files),
-            entry.get("tree", "Events"),
-            format=entry.get("format"),
+            entry["files"],
+            entry["tree"],
+            format=entry["format"],
             name=name,
-            storage_options=entry.get("storage_options"),
+            storage_options=entry["storage_options"],
             cache=cache,
             cache_size=cache_size,
         )
@@ -401,13 +491,14 @@ class Dataset:
             msg = f"chunk size must be a positive number of entries, not {chunk_size!r}"
             raise DatasetError(msg)
         units = [u for info in self.files for u in info.units(chunk_size)]
-        units.sort(key=lambda u: (u.path, u.tree, u.start))
+        units.sort(key=lambda u: (file_key(u.path), u.tree, u.start))
         return tuple(units)
 
     def __repr__(self) -> str:
         label = f"{self.name!r}, " if self.name else ""
         return (
-            f"Dataset({label}{len(self.files)} files, {self.num_entries:,} entries, "
+            f"Dataset({label}{len(self.files):,} file{'s' if len(self.files) != 1 else ''}, "
+            f"{self.num_entries:,} entries, "
             f"{self.size_bytes / 1e6:,.1f} MB)"
         )
 

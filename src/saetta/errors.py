@@ -13,6 +13,8 @@
     ├── ExecutorError       unknown executor, missing extra               .name
     └── UseCaseError        infeasible or malformed requirement
 
+    SaettaWarning (a UserWarning): something saetta corrected, such as a file given twice
+
 Every error carries its context both as attributes and in ``str(exc)``, so the
 one line the command-line tool prints names the culprit.
 """
@@ -31,6 +33,7 @@ __all__ = [
     "JournalError",
     "MissingBranchError",
     "SaettaError",
+    "SaettaWarning",
     "StorageError",
     "UnitError",
     "UseCaseError",
@@ -98,11 +101,16 @@ class AnalysisError(SaettaError):
 
 
 class UnitError(SaettaError):
-    """A work unit failed; the original exception is ``__cause__``."""
+    """Work units failed; ``unit`` is the first, ``result`` the partial result (if any),
+    with its report, and ``failures`` every failed unit."""
 
-    def __init__(self, message: str, *, unit: Any) -> None:
+    def __init__(
+        self, message: str, *, unit: Any, result: Any = None, failures: tuple[Any, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.unit = unit
+        self.result = result
+        self.failures = failures
 
 
 class JournalError(SaettaError):
@@ -123,6 +131,10 @@ class ExecutorError(SaettaError):
 
 class UseCaseError(SaettaError):
     """A use-case requirement is malformed or cannot be met."""
+
+
+class SaettaWarning(UserWarning):
+    """Something saetta noticed and corrected, such as the same file given twice."""
 
 
 def _rebuild(cls: type[SaettaError], args: tuple[Any, ...], state: dict[str, Any]) -> SaettaError:

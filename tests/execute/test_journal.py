@@ -37,6 +37,11 @@ def analysis(events):
 """
 
 
+def recorded_units(run_dir: Path) -> int:
+    """Finished units recorded in a run directory: the complete lines of its segments."""
+    return sum(p.read_bytes().count(b"\n") for p in (run_dir / "units").glob("*.jsonl"))
+
+
 def _expected(paths: list[Path]) -> dict[str, np.ndarray]:
     parts = [reference_histograms(p) for p in paths]
     return {k: sum(p[k] for p in parts) for k in parts[0]}
@@ -62,11 +67,11 @@ def test_sigkill_then_resume(tmp_path: Path, small_files: list[Path]) -> None:
         args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 120
-    while len(list((run_dir / "units").glob("*.pkl"))) < 3 and time.monotonic() < deadline:
+    while recorded_units(run_dir) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
-    done_before = len(list((run_dir / "units").glob("*.pkl")))
+    done_before = recorded_units(run_dir)
     assert 3 <= done_before < 14
 
     resumed = subprocess.run(

@@ -12,6 +12,7 @@ Needs the ``dask`` extra: ``pip install 'saetta[dask]'``.
 from __future__ import annotations
 
 import importlib.metadata
+import socket
 import sys
 import uuid
 from collections.abc import Iterator, Mapping
@@ -21,16 +22,20 @@ from typing import Any
 from saetta.dataset import WorkUnit
 from saetta.errors import ExecutorError
 from saetta.execute.merge import MergeTree, Partial, combine
-from saetta.execute.outcome import UnitOutcome
+from saetta.execute.outcome import Failure, UnitOutcome
 from saetta.execute.unit import UnitOptions, pickle_analysis, run_unit
 
 try:
     import distributed
+    import distributed.client
+    import distributed.scheduler
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     msg = "executor 'dask' needs dask.distributed: pip install 'saetta[dask]'"
     raise ExecutorError(msg, name="dask") from exc
 
 __all__ = ["DaskPlacement", "check_environment", "connect", "drive"]
+
+_ATTEMPTS = 3
 
 #: Packages whose versions must match between the client and the workers.
 PACKAGES = ("saetta", "awkward", "uproot", "numpy", "numba", "hist", "cloudpickle", "distributed")
@@ -56,7 +61,27 @@ class DaskPlacement:
         options: UnitOptions,
         done: Mapping[int, UnitOutcome] | None = None,
     ) -> Partial | None:
-        return drive(self, analysis, units, bar, options, done)
+        """:func:`drive`, again from the start when a dead worker took merged results with it.
+
+        Dask recomputes a lost result from its inputs, but the inputs of a finished
+        merge are released to keep the cluster's memory bounded; when such a merge
+        is lost, the units not recorded before the run are run again, into a fresh
+        tree (so none is counted twice).
+        """
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return drive(self, analysis, units, bar, options, done)
+            except distributed.client.FutureCancelledError as exc:
+                if attempt == _ATTEMPTS:
+                    msg = (
+                        f"Dask workers died {attempt} times holding merged results "
+                        f"({exc}); is the cluster short of memory?"
+                    )
+                    raise ExecutorError(msg, name=self.name) from exc
+                if bar is not None:
+                    bar.reset()
+                    bar.update(sum(o.unit.num_entries for o in (done or {}).values()))
+        raise AssertionError  # pragma: no cover - the loop returns or raises
 
     def close(self, *, cancel: bool = False) -> None:
         if self.owned:
@@ -72,6 +97,7 @@ def connect(argument: str) -> DaskPlacement:
     if argument.startswith("//"):
         address = "tcp:" + argument
         try:
+            _knock(argument[2:])  # a refused connection fails now, not after the timeout
             client = distributed.Client(address, timeout="20s")
         except OSError as exc:
             msg = f"cannot reach the Dask scheduler at {address}: {exc}"
@@ -88,6 +114,16 @@ def connect(argument: str) -> DaskPlacement:
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     return DaskPlacement(distributed.Client(cluster), f"dask:{workers}", owned=True)
+
+
+def _knock(where: str) -> None:
+    """Open and close a TCP connection to ``host:port``; OSError if nothing answers."""
+    host, _, port = where.rpartition(":")
+    if not port.isdigit():
+        msg = f"'dask://{where}' needs a port, e.g. dask://{where or 'host'}:8786"
+        raise ExecutorError(msg, name="dask")
+    with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=10):
+        pass
 
 
 def wrap(client: distributed.Client) -> DaskPlacement:
@@ -129,8 +165,8 @@ def check_environment(client: distributed.Client) -> None:
         raise ExecutorError(msg, name="dask")
 
 
-def _leaf(pickled: bytes, unit: WorkUnit, options: UnitOptions, index: int) -> Partial:
-    return Partial.of(run_unit(pickled, unit, (), options, index))
+def _leaf(pickled: bytes, unit: WorkUnit, options: UnitOptions) -> Partial:
+    return Partial.of(run_unit(pickled, unit, (), options))
 
 
 def drive(
@@ -172,7 +208,6 @@ def drive(
                     shipped,
                     units[index],
                     options,
-                    index,
                     key=f"saetta-unit-{token}-{index}",
                 )
                 index_of[future.key] = index
@@ -180,7 +215,7 @@ def drive(
                 submitted += 1
             future = next(running)
             index = index_of.pop(future.key)
-            tree.add(index, future)
+            tree.add(index, _leaf_or_failure(future, units[index]))
             if bar is not None:
                 bar.update(units[index].num_entries)
         root = tree.root
@@ -188,6 +223,17 @@ def drive(
             return root
         result: Partial = root.result()
         return result
+
+
+def _leaf_or_failure(future: Any, unit: WorkUnit) -> Any:
+    """The finished leaf, or, when its task killed every worker it ran on, that failure."""
+    if future.status != "error":
+        return future
+    exc = future.exception()
+    if not isinstance(exc, distributed.scheduler.KilledWorker):
+        future.result()  # raises: a failure of saetta itself, not of the unit
+    message = f"the Dask worker died each time it ran this unit ({exc})"
+    return Partial.of(UnitOutcome(unit, failure=Failure(unit, "WorkerDied", message)))
 
 
 @contextmanager

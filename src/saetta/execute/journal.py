@@ -3,136 +3,353 @@
 ::
 
     RUN_DIR/
-      run.json          the run: analysis, files with their size and version, tree,
-                        chunk size, units, and the command that started it
-      units/<i>.pkl     the outcome of unit i, with its partial result, written by the
-                        worker that computed it (temporary name, then rename)
+      .saetta-run       marks the folder as saetta's (saetta deletes only in its own folders)
+      run.json          what was run (its fingerprint) and the command that started it
+      lock              held by the one saetta process running it, while it runs
+      units/*.jsonl     finished units, one JSON line each, appended by the worker that
+                        computed it (one file per worker process)
       failures.json     the units that failed in the latest session, with reasons
       report.json       the latest session's RunReport
 
-A unit is done when its file exists. Re-running with the same run directory
-runs only the units that are not done; done units enter the same merge tree at
-their own positions, so the final result equals an uninterrupted run's, and
-no unit is ever merged twice. A file whose size or version changed since the
-run started invalidates that file's units instead of mixing old and new data.
+Nothing here is ever unpickled: records are plain JSON
+(:mod:`saetta.execute.record`), checked before use, and a malformed one is a
+one-line :class:`~saetta.errors.JournalError` naming the file.
+
+Re-running with the same run directory runs only the units that are not done;
+done units enter the same merge tree at their own positions, so the final
+result equals an uninterrupted run's, and no unit is ever merged twice. The
+run's *fingerprint* — the analysis (its name and the hash of its module's
+source), saetta's version, the files, the tree and the chunk size — must match,
+or the run directory is refused: results of two different analyses are never
+mixed. A file whose size or version changed since its units were recorded
+invalidates just those units.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
+import functools
+import hashlib
+import inspect
 import json
+import marshal
 import os
-import pickle
+import re
+import socket
+import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from saetta._config import runs_dir
 from saetta._version import __version__
-from saetta.dataset import Dataset, WorkUnit
-from saetta.errors import JournalError
+from saetta.dataset import Dataset, WorkUnit, file_key
+from saetta.errors import JournalError, StorageError
 from saetta.execute.outcome import UnitOutcome
-from saetta.storage import file_identity
+from saetta.execute.record import RecordError, record, unrecord
+from saetta.storage import atomic_write, claim_folder, file_identity
 
-__all__ = ["Journal", "RunSpec", "default_run_dir", "record_outcome"]
+__all__ = [
+    "RUN_FORMAT",
+    "Journal",
+    "RunInfo",
+    "RunSpec",
+    "default_run_dir",
+    "list_runs",
+    "read_command",
+    "record_outcome",
+    "remove_run",
+]
+
+RUN_FORMAT = 2  # run.json's "saetta_run"; 1 was saetta 0.1's, with pickled records
+_KIND = "run"
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]+\.jsonl")
 
 
 @dataclass(frozen=True, slots=True)
 class RunSpec:
-    """Enough to recognise a run again (the CLI keeps its command beside it, command.json)."""
+    """What was run: equal specs give equal results, unit for unit."""
 
-    analysis: str
+    analysis: str  # module:qualname
+    code: str  # hash of the analysis' source (see analysis_fingerprint)
+    saetta_version: str
     tree: str
     chunk_size: int
-    units: int
-    files: tuple[tuple[str, int, str], ...]  # path, size, version
+    files: tuple[str, ...]  # absolute paths, redacted URLs: the order of the units
 
     @classmethod
-    def of(
-        cls,
-        analysis: Any,
-        dataset: Dataset,
-        chunk_size: int,
-        units: int,
-    ) -> RunSpec:
-        module = getattr(analysis, "__module__", None) or "?"
-        name = f"{module}:{getattr(analysis, '__qualname__', None) or type(analysis).__name__}"
-        files = tuple((f.path, *file_identity(f.path, dataset.storage)) for f in dataset.files)
+    def of(cls, analysis: Any, dataset: Dataset, chunk_size: int) -> RunSpec:
+        name, code = analysis_fingerprint(analysis)
         tree = dataset.files[0].tree if dataset.files else "Events"
-        return cls(name, tree, chunk_size, units, files)
+        files = tuple(sorted(file_key(f.path) for f in dataset.files))
+        return cls(name, code, __version__, tree, chunk_size, files)
+
+    def differences(self, other: Mapping[str, Any]) -> list[str]:
+        """What ``other`` (a stored spec) has that this one does not, for people."""
+        out = []
+        if other.get("analysis") != self.analysis:
+            out.append(f"analysis {other.get('analysis')!r}, not {self.analysis!r}")
+        elif other.get("code") != self.code:
+            out.append(f"the code of {self.analysis} changed since")
+        if other.get("saetta_version") != self.saetta_version:
+            out.append(f"saetta {other.get('saetta_version')}, not {self.saetta_version}")
+        if other.get("tree") != self.tree:
+            out.append(f"tree {other.get('tree')!r}, not {self.tree!r}")
+        if other.get("chunk_size") != self.chunk_size:
+            out.append(f"chunk size {other.get('chunk_size')!r}, not {self.chunk_size}")
+        theirs = other.get("files")
+        if not isinstance(theirs, list) or tuple(theirs) != self.files:
+            count = len(theirs) if isinstance(theirs, list) else "?"
+            out.append(f"other files ({count} there, {len(self.files)} here)")
+        return out
+
+
+def analysis_fingerprint(analysis: Any) -> tuple[str, str]:
+    """``(module:qualname, hash)`` of an analysis.
+
+    The hash covers the source file of the analysis' module (so editing the
+    analysis, or a constant beside it, changes it), else the compiled code of the
+    function itself (a notebook cell), and the arguments bound to it
+    (``functools.partial``, closures, defaults) by their ``repr``.
+    """
+    function = analysis
+    bound: list[str] = []
+    while isinstance(function, functools.partial):
+        bound.append(repr((function.args, sorted(function.keywords.items()))))
+        function = function.func
+    module = getattr(function, "__module__", None) or "?"
+    name = f"{module}:{getattr(function, '__qualname__', None) or type(function).__name__}"
+    digest = hashlib.sha256(name.encode())
+    source = _module_source(function)
+    if source is not None:
+        digest.update(source)
+    code = getattr(function, "__code__", None)
+    if code is not None:
+        if source is None:
+            digest.update(marshal.dumps(code))
+        bound.append(repr(getattr(function, "__defaults__", None)))
+        bound.append(repr(getattr(function, "__kwdefaults__", None)))
+        for cell in getattr(function, "__closure__", None) or ():
+            with contextlib.suppress(ValueError):  # an empty cell
+                bound.append(_short_repr(cell.cell_contents))
+    for text in bound:
+        digest.update(text.encode())
+    return name, digest.hexdigest()[:32]
+
+
+def _module_source(function: Any) -> bytes | None:
+    try:
+        path = inspect.getsourcefile(function)
+    except TypeError:
+        return None
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
+
+
+def _short_repr(value: Any) -> str:
+    """A closure value's repr when it says what the value is (numbers, strings, tuples...)."""
+    if isinstance(value, int | float | str | bytes | bool | tuple | frozenset | type(None)):
+        return repr(value)[:10_000]
+    return type(value).__qualname__
 
 
 def default_run_dir() -> Path:
     """A new run directory under the user cache: ``~/.cache/saetta/runs/<time>-<id>``."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "saetta" / "runs"
-    return base / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    return runs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
-def record_outcome(directory: str, index: int, outcome: UnitOutcome) -> None:
-    """Write a finished unit's outcome into the run directory, atomically."""
-    target = Path(directory) / "units" / f"{index}.pkl"
-    temporary = target.with_name(f".{index}.{uuid.uuid4().hex}")
-    with open(temporary, "wb") as f:
-        pickle.dump(outcome, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(temporary, target)
+# --------------------------------------------------------------------------- worker side
+
+_SEGMENTS: dict[tuple[str, int], str] = {}
+_SEGMENTS_LOCK = threading.Lock()
+
+
+def record_outcome(directory: str, outcome: UnitOutcome, identity: tuple[int, str]) -> None:
+    """Append a finished unit to this process's segment of the run directory.
+
+    One ``write`` per record to a file opened for appending: a process killed
+    mid-write leaves at most its last line unfinished, which the journal ignores.
+    The file is closed again at once, so long-lived workers (Dask) hold nothing open.
+    """
+    line = (record(outcome, identity) + "\n").encode()
+    key = (directory, os.getpid())
+    with _SEGMENTS_LOCK:
+        if key not in _SEGMENTS:
+            name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+            _SEGMENTS[key] = os.path.join(directory, "units", name)
+        path = _SEGMENTS[key]
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags, 0o600)
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+
+
+# --------------------------------------------------------------------------- driver side
 
 
 class Journal:
-    """A run directory in use (see the module docstring)."""
+    """A run directory in use by this process (see the module docstring).
 
-    def __init__(self, directory: str | os.PathLike[str], spec: RunSpec) -> None:
-        self.directory = Path(directory).expanduser()
-        self.spec = spec
-        self.invalidated: tuple[str, ...] = ()
+    Opening one claims the folder (a new one is made readable by its owner only)
+    and takes its lock; :meth:`start` checks or records the run's fingerprint;
+    :meth:`close` lets go of the lock.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory).expanduser().absolute()
+        self.made = False
+        self._lock_fd: int | None = None
+        self._stored: dict[str, Any] | None = None
         try:
-            (self.directory / "units").mkdir(parents=True, exist_ok=True)
-            self._check_or_write(spec)
+            self.made = claim_folder(self.directory, _KIND, "run directory")
+        except StorageError as exc:
+            raise JournalError(str(exc), path=str(self.directory)) from exc
+        try:
+            (self.directory / "units").mkdir(mode=0o700, exist_ok=True)
+            self._lock()
+            self._stored = self._read_run()
         except OSError as exc:
+            self.close()
             msg = f"cannot use run directory {self.directory}: {exc.strerror or exc}"
             raise JournalError(msg, path=str(self.directory)) from exc
+        except JournalError:
+            self.close()
+            raise
 
-    def _check_or_write(self, spec: RunSpec) -> None:
+    def _lock(self) -> None:
+        path = self.directory / "lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            msg = (
+                f"run directory {self.directory} is in use by another saetta run ({holder}); "
+                "wait for it to finish, or give another --run-dir"
+            )
+            raise JournalError(msg, path=str(self.directory)) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        self._lock_fd = fd
+
+    def _read_run(self) -> dict[str, Any] | None:
         path = self.directory / "run.json"
-        if path.exists():
-            try:
-                old = json.loads(path.read_text())
-            except ValueError as exc:
-                msg = f"{path} is not a saetta run description ({exc})"
-                raise JournalError(msg, path=str(self.directory)) from exc
-            for key in ("analysis", "tree", "chunk_size", "units"):
-                if old.get(key) != getattr(spec, key):
-                    msg = (
-                        f"run directory {self.directory} holds another run ({key} "
-                        f"{old.get(key)!r}, not {getattr(spec, key)!r}); choose another run directory"
-                    )
-                    raise JournalError(msg, path=str(self.directory))
-            old_files = {p: (s, v) for p, s, v in old.get("files", [])}
-            if set(old_files) != {p for p, _, _ in spec.files}:
-                msg = f"run directory {self.directory} was made for other files"
-                raise JournalError(msg, path=str(self.directory))
-            self.invalidated = tuple(p for p, s, v in spec.files if tuple(old_files[p]) != (s, v))
-        document = {**asdict(spec), "saetta_version": __version__}
-        temporary = path.with_name(f".run.json.{uuid.uuid4().hex}")
-        temporary.write_text(json.dumps(document, indent=1) + "\n")
-        os.replace(temporary, path)
+        if not path.exists():
+            return None
+        try:
+            document = json.loads(path.read_bytes())
+        except (ValueError, RecursionError) as exc:
+            msg = f"{path} is not a saetta run description ({type(exc).__name__})"
+            raise JournalError(msg, path=str(self.directory)) from exc
+        if not isinstance(document, dict) or not isinstance(document.get("spec"), dict):
+            version = document.get("saetta_version") if isinstance(document, dict) else None
+            msg = (
+                f"{path} was written by saetta {version or '?'}, whose records this version "
+                "does not read; start afresh with a new --run-dir"
+                if isinstance(document, dict) and "analysis" in document
+                else f"{path} is not a saetta run description"
+            )
+            raise JournalError(msg, path=str(self.directory))
+        if document.get("saetta_run") != RUN_FORMAT:
+            msg = f"{path} has run format {document.get('saetta_run')!r}, not {RUN_FORMAT}"
+            raise JournalError(msg, path=str(self.directory))
+        return document
 
-    def done(self, units: tuple[WorkUnit, ...]) -> dict[int, UnitOutcome]:
-        """Outcomes of units finished in earlier sessions (none of an invalidated file)."""
+    @property
+    def chunk_size(self) -> int | None:
+        """The chunk size recorded by an earlier session, if any."""
+        if self._stored is None:
+            return None
+        size = self._stored["spec"].get("chunk_size")
+        return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+    @property
+    def command(self) -> Mapping[str, Any] | None:
+        """The command recorded by the session that started the run, if any."""
+        return _command_of(self._stored)
+
+    def start(self, spec: RunSpec, command: Mapping[str, Any] | None = None) -> None:
+        """Check ``spec`` against the run recorded here, or record it (with ``command``).
+
+        Raises
+        ------
+        JournalError
+            The run directory holds another run; it says what differs and how to start afresh.
+        """
+        if self._stored is not None:
+            differences = spec.differences(self._stored["spec"])
+            if differences:
+                msg = (
+                    f"run directory {self.directory} holds another run ({'; '.join(differences)}); "
+                    "saetta never mixes results of different runs: give a new --run-dir "
+                    "to start afresh"
+                )
+                raise JournalError(msg, path=str(self.directory))
+            command = command or self.command
+        document = {
+            "saetta_run": RUN_FORMAT,
+            "saetta_version": __version__,
+            "created": (self._stored or {}).get("created") or _now(),
+            "updated": _now(),
+            "spec": {**asdict(spec), "files": list(spec.files)},
+            "command": dict(command) if command else None,
+        }
+        try:
+            atomic_write(
+                self.directory / "run.json", json.dumps(document, indent=1) + "\n", private=True
+            )
+        except OSError as exc:
+            msg = f"cannot write the run description into {self.directory}: {exc.strerror or exc}"
+            raise JournalError(msg, path=str(self.directory)) from exc
+        self._stored = document
+
+    def done(self, units: tuple[WorkUnit, ...], dataset: Dataset) -> dict[int, UnitOutcome]:
+        """Outcomes of units finished in earlier sessions whose file has not changed since."""
+        position = {(file_key(u.path), u.tree, u.start, u.stop): i for i, u in enumerate(units)}
+        identities: dict[str, tuple[int, str]] = {}
         found: dict[int, UnitOutcome] = {}
-        for path in (self.directory / "units").glob("*.pkl"):
-            try:
-                index = int(path.stem)
-                with open(path, "rb") as f:
-                    outcome = pickle.load(f)
-            except (ValueError, OSError, pickle.UnpicklingError, EOFError):
-                continue  # unreadable: run the unit again
-            if not 0 <= index < len(units) or outcome.unit != units[index]:
-                continue
-            if outcome.unit.path in self.invalidated:
-                path.unlink(missing_ok=True)
-                continue
-            found[index] = outcome
+        for segment in self._segments():
+            for number, line in _complete_lines(segment):
+                try:
+                    outcome, identity = unrecord(line)
+                except RecordError as exc:
+                    msg = (
+                        f"{segment}:{number} is not a saetta unit record ({exc}); something other "
+                        "than saetta wrote into this run directory: give a new --run-dir"
+                    )
+                    raise JournalError(msg, path=str(self.directory)) from exc
+                u = outcome.unit
+                index = position.get((u.path, u.tree, u.start, u.stop))
+                if index is None or index in found:
+                    continue
+                unit = units[index]  # as this session names its file
+                if unit.path not in identities:
+                    identities[unit.path] = file_identity(unit.path, dataset.storage)
+                if identities[unit.path] == identity:
+                    found[index] = replace(outcome, unit=unit)
         return found
+
+    def _segments(self) -> list[Path]:
+        try:
+            names = sorted(os.listdir(self.directory / "units"))
+        except OSError as exc:
+            msg = f"cannot read {self.directory / 'units'}: {exc.strerror or exc}"
+            raise JournalError(msg, path=str(self.directory)) from exc
+        return [self.directory / "units" / n for n in names if _SEGMENT.fullmatch(n)]
 
     def write_summary(self, report: Any) -> None:
         """The latest session's report and failures, for people and for --resume."""
@@ -146,5 +363,153 @@ class Journal:
             }
             for f in report.failures
         ]
-        (self.directory / "failures.json").write_text(json.dumps(failures, indent=1) + "\n")
-        (self.directory / "report.json").write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+        atomic_write(
+            self.directory / "failures.json", json.dumps(failures, indent=1) + "\n", private=True
+        )
+        atomic_write(
+            self.directory / "report.json",
+            json.dumps(report.to_dict(), indent=1) + "\n",
+            private=True,
+        )
+
+    def close(self, *, discard: bool = False) -> None:
+        """Let go of the run directory; with ``discard``, remove it if this session made it
+        and no unit finished (a run that failed while setting up leaves nothing behind)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        if discard and self.made and not self._segments_with_records():
+            with contextlib.suppress(JournalError, OSError):
+                remove_run(self.directory)
+
+    def _segments_with_records(self) -> bool:
+        try:
+            return any(p.stat().st_size > 0 for p in self._segments())
+        except (OSError, JournalError):
+            return True
+
+
+def _complete_lines(path: Path) -> list[tuple[int, bytes]]:
+    """The finished lines of a segment, numbered from 1; an unfinished last line is left out."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        msg = f"cannot read {path}: {exc.strerror or exc}"
+        raise JournalError(msg, path=str(path.parent.parent)) from exc
+    lines = data.split(b"\n")
+    return [(i, line) for i, line in enumerate(lines[:-1], start=1) if line.strip()]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _command_of(document: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    command = document.get("command") if document else None
+    return command if isinstance(command, Mapping) else None
+
+
+def read_command(directory: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """The command recorded in a run directory (for ``saetta run --resume``), checked.
+
+    Raises
+    ------
+    JournalError
+        It is not a run directory, it is in use, or it holds no command.
+    """
+    journal = Journal(directory)
+    try:
+        command = journal.command
+    finally:
+        journal.close()
+    if command is None:
+        msg = f"{journal.directory} records no command to resume (it was run from Python)"
+        raise JournalError(msg, path=str(journal.directory))
+    return command
+
+
+# --------------------------------------------------------------------------- listing, cleaning
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run directory as ``saetta runs list`` shows it."""
+
+    directory: Path
+    analysis: str
+    created: str
+    units_done: int
+    complete: bool | None  # None: no session finished yet (running, or killed)
+    bytes: int
+
+
+def list_runs(base: str | os.PathLike[str] | None = None) -> list[RunInfo]:
+    """The run directories under ``base`` (default ``~/.cache/saetta/runs``), oldest first."""
+    root = Path(base) if base is not None else runs_dir()
+    found = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else ():
+        if not (folder / f".saetta-{_KIND}").is_file():
+            continue
+        try:
+            document = json.loads((folder / "run.json").read_bytes())
+            spec = document["spec"]
+            analysis, created = str(spec["analysis"]), str(document["created"])
+        except (OSError, ValueError, KeyError, TypeError):
+            analysis, created = "?", "?"
+        complete = None
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            complete = bool(json.loads((folder / "report.json").read_bytes()).get("complete"))
+        units = size = 0
+        for path in (folder / "units").glob("*.jsonl"):
+            with contextlib.suppress(OSError):
+                data = path.read_bytes()
+                units += data.count(b"\n")
+                size += len(data)
+        found.append(RunInfo(folder, analysis, created, units, complete, size))
+    return found
+
+
+_OWN_FILES = ("run.json", "lock", "failures.json", "report.json", f".saetta-{_KIND}")
+
+
+def remove_run(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete a run directory saetta made: only the files it writes there.
+
+    Returns what was left because saetta did not write it (the folder then stays).
+
+    Raises
+    ------
+    JournalError
+        The folder is not a saetta run directory, or a run is using it.
+    """
+    folder = Path(directory)
+    if not (folder / f".saetta-{_KIND}").is_file():
+        msg = f"{folder} is not a saetta run directory; saetta deletes only its own"
+        raise JournalError(msg, path=str(folder))
+    lock = folder / "lock"
+    if lock.exists():
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            msg = f"{folder} is in use by a running saetta run"
+            raise JournalError(msg, path=str(folder)) from None
+        finally:
+            os.close(fd)
+    units = folder / "units"
+    for path in units.iterdir() if units.is_dir() else ():
+        if _SEGMENT.fullmatch(path.name):
+            path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        units.rmdir()
+    for name in _OWN_FILES:
+        (folder / name).unlink(missing_ok=True)
+    for path in folder.iterdir():
+        if path.name.startswith(".run.json.") or path.name.startswith(
+            (".failures.json.", ".report.json.")
+        ):
+            path.unlink(missing_ok=True)  # temporary files of an interrupted write
+    left = sorted(folder.rglob("*"))
+    if not left:
+        folder.rmdir()
+    return left

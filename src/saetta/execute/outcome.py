@@ -130,7 +130,10 @@ class RunReport:
             ("dataset", self.dataset),
             ("executor", self.executor),
             ("events", f"{self.events_processed:,} of {self.events_total:,} processed"),
-            ("units", f"{self.units_done:,} of {self.units_total:,} done ({self.files} files)"),
+            (
+                "units",
+                f"{self.units_done:,} of {self.units_total:,} done ({_count(self.files, 'file')})",
+            ),
             ("bytes read", f"{self.bytes_read / 1e6:,.1f} MB"),
             ("wall time", f"{self.wall_seconds:,.2f} s"),
             ("rate", f"{self.events_per_second:,.0f} events/s"),
@@ -213,6 +216,10 @@ class Result(Mapping[str, Any]):
             for k, v in self._output.items()
         )
         return f"<b>{html.escape(repr(self))}</b><ul>{items}</ul>{self.report._repr_html_()}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' if n != 1 else ''}"
 
 
 def _describe(value: Any) -> str:

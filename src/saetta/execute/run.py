@@ -9,24 +9,31 @@ result enters the tree exactly once, keyed by its position.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
-from collections.abc import Iterable, Mapping
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import Any
 
+from saetta._config import DEFAULT_CACHE_SIZE
 from saetta.dataset import DEFAULT_CHUNK_SIZE, Dataset
-from saetta.errors import UnitError
-from saetta.execute.executors import resolve_executor
+from saetta.errors import ExecutorError, UnitError
+from saetta.execute.executors import UNGUARDED_EXIT, resolve_executor
 from saetta.execute.journal import Journal, RunSpec, default_run_dir
+from saetta.execute.merge import settle
 from saetta.execute.outcome import Failure, Result, RunReport, UnitOutcome
 from saetta.execute.testbeds import Testbed
 from saetta.execute.testbeds import testbed as find_testbed
-from saetta.execute.unit import Analysis, UnitOptions
+from saetta.execute.unit import Analysis, UnitOptions, empty_result
+from saetta.formats.column_cache import claim_column_cache
 from saetta.storage import parse_size
 
-__all__ = ["run"]
+__all__ = ["Interrupted", "auto_chunk_size", "run"]
 
 
 def run(
@@ -40,8 +47,10 @@ def run(
     testbed: str | Testbed | None = None,
     column_cache: str | os.PathLike[str] | None = None,
     cache: str | os.PathLike[str] | None = None,
-    cache_size: int | str = "50GB",
+    cache_size: int | str = DEFAULT_CACHE_SIZE,
     run_dir: str | os.PathLike[str] | bool | None = None,
+    unit_timeout: float | None = None,
+    command: Mapping[str, Any] | None = None,
 ) -> Result:
     """Run ``analysis`` over every event of ``dataset`` and merge the results.
 
@@ -58,7 +67,9 @@ def run(
     chunk_size
         Entries per work unit at most. By default ``DEFAULT_CHUNK_SIZE``
         (250,000), made smaller when that would leave workers idle (at
-        least four units per worker, and never below 10,000 entries).
+        least four units per worker), but never smaller than the file's own
+        clusters (row groups), so each basket is read once. A resumed run keeps
+        the chunk size it started with.
     progress
         Show a progress bar; by default only when stderr is a terminal or in Jupyter.
     allow_partial
@@ -79,8 +90,14 @@ def run(
         The run directory (:mod:`saetta.execute.journal`): each finished unit is
         recorded there, and calling ``run`` again with the same directory runs
         only the units not yet done, giving the same result as an uninterrupted
-        run. By default a new directory under ``~/.cache/saetta/runs``; ``False``
-        keeps no record.
+        run; it refuses a directory that holds a different run. By default a new
+        directory under ``~/.cache/saetta/runs``; ``False`` keeps no record.
+    unit_timeout
+        Seconds a unit may run; one that runs longer fails (``UnitTimeout``) and
+        the others go on. By default no limit.
+    command
+        JSON-able facts to record in the run directory (the command line records
+        how to resume the run from it).
 
     Returns
     -------
@@ -92,16 +109,22 @@ def run(
     UnitError
         Some units failed and ``allow_partial`` is false. Every other unit still
         ran; ``exc.result`` holds the partial result and its report.
+    JournalError
+        The run directory holds another run, or another saetta process is using it.
 
     Examples
     --------
     >>> result = saetta.run(analysis, ["data/*.root"], executor="processes:2")  # doctest: +SKIP
     >>> result["met"].plot()  # doctest: +SKIP
     """
+    _refuse_in_a_bootstrapping_worker()
     if not isinstance(dataset, Dataset):
         dataset = Dataset.open(dataset)
     if chunk_size is not None:
         dataset.units(chunk_size)  # refuse an absurd chunk size before starting workers
+    if unit_timeout is not None and not unit_timeout > 0:
+        msg = f"the unit timeout must be a positive number of seconds, not {unit_timeout!r}"
+        raise ExecutorError(msg, name="unit_timeout")
     with ExitStack() as stack:
         label = None
         if testbed is not None:
@@ -113,9 +136,18 @@ def run(
             storage = replace(
                 storage, cache_dir=os.fspath(cache), cache_bytes=parse_size(cache_size)
             )
+        if column_cache:  # refuse a folder that is not saetta's before any unit starts
+            claim_column_cache(column_cache)
         options = UnitOptions(
-            column_cache=os.fspath(column_cache) if column_cache else None, storage=storage
+            column_cache=os.fspath(column_cache) if column_cache else None,
+            storage=storage,
+            unit_timeout=unit_timeout,
         )
+        journal = None
+        if run_dir is not False:
+            directory = default_run_dir() if run_dir in (None, True) else run_dir
+            journal = Journal(directory)  # type: ignore[arg-type]
+            stack.callback(journal.close)
         return _run(
             analysis,
             dataset,
@@ -125,7 +157,8 @@ def run(
             allow_partial,
             label,
             options,
-            run_dir,
+            journal,
+            command,
         )
 
 
@@ -138,31 +171,36 @@ def _run(
     allow_partial: bool,
     label: str | None,
     options: UnitOptions,
-    run_dir: str | os.PathLike[str] | bool | None,
+    journal: Journal | None,
+    command: Mapping[str, Any] | None,
 ) -> Result:
-    placement = resolve_executor(executor)
     bar = None
-    journal = None
+    placement = None
     try:
+        placement = resolve_executor(executor)
         if chunk_size is None:
-            chunk_size = _auto_chunk_size(dataset.num_entries, placement.workers)
+            recorded = journal.chunk_size if journal is not None else None
+            chunk_size = recorded or auto_chunk_size(dataset, placement.workers)
         units = dataset.units(chunk_size)
         done: dict[int, UnitOutcome] = {}
-        if run_dir is not False:
-            directory = default_run_dir() if run_dir in (None, True) else run_dir
-            spec = RunSpec.of(analysis, dataset, chunk_size, len(units))
-            journal = Journal(directory, spec)  # type: ignore[arg-type]
-            done = journal.done(units)
+        if journal is not None:
+            journal.start(RunSpec.of(analysis, dataset, chunk_size), command)
+            done = journal.done(units, dataset)
             options = replace(options, journal=str(journal.directory))
         started = time.perf_counter()
         started_at = time.time()
         bar = _progress_bar(len(units), dataset.num_entries, progress)
         if bar is not None and done:
             bar.update(sum(o.unit.num_entries for o in done.values()))
-        root = placement.drive(analysis, units, bar, options, done)
+        root = settle(placement.drive(analysis, units, bar, options, done))
     except BaseException as exc:
-        placement.close(cancel=True)
-        if isinstance(exc, KeyboardInterrupt) and journal is not None:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        with _second_interrupt_stops_at_once():
+            if placement is not None:
+                placement.close(cancel=True)
+            if journal is not None:  # a run that failed setting up leaves nothing behind
+                journal.close(discard=not interrupted)
+        if interrupted and journal is not None:
             raise Interrupted(journal.directory) from exc
         raise
     finally:
@@ -171,7 +209,7 @@ def _run(
     placement.close()
     wall = time.perf_counter() - started
     outcomes = root.outcomes if root is not None else ()
-    merged = root.result if root is not None else None
+    merged = root.result if root is not None else _empty_result(analysis, dataset, options)
     failures = tuple(o.failure for o in outcomes if o.failure is not None)
     columns = dict.fromkeys(c for o in outcomes for c in o.columns)
     report = RunReport(
@@ -208,16 +246,62 @@ def _run(
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a run; ``run_dir`` says where to resume from."""
+    """Ctrl-C (or SIGTERM, from the command line) during a run; ``run_dir`` says where to
+    resume from."""
 
     def __init__(self, run_dir: Any) -> None:
         super().__init__(f"interrupted; finished units are kept in {run_dir}")
         self.run_dir = run_dir
 
 
-def _auto_chunk_size(entries: int, workers: int) -> int:
-    balanced = -(-entries // (4 * workers)) if workers > 1 else DEFAULT_CHUNK_SIZE
-    return max(1, min(DEFAULT_CHUNK_SIZE, max(10_000, balanced)))
+@contextmanager
+def _second_interrupt_stops_at_once() -> Iterator[None]:
+    """While a run winds down after Ctrl-C, a second Ctrl-C ends the process at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        sys.stderr.write("\nsaetta: stopped\n")
+        os._exit(128 + signum)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _refuse_in_a_bootstrapping_worker() -> None:
+    """A worker process that re-imports a script without ``if __name__ == "__main__":``
+    would start a run of its own; it stops with a status the driver recognises."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        sys.stderr.write(
+            "saetta: error: a worker process re-ran the script that calls saetta.run(); "
+            "put that call under 'if __name__ == \"__main__\":'\n"
+        )
+        sys.stderr.flush()
+        os._exit(UNGUARDED_EXIT)
+
+
+def _empty_result(analysis: Analysis, dataset: Dataset, options: UnitOptions) -> Any:
+    """A dataset without events still gets the analysis' (empty) histograms."""
+    if not dataset.files:
+        return {}
+    return empty_result(analysis, dataset.files[0], options)
+
+
+def auto_chunk_size(dataset: Dataset, workers: int) -> int:
+    """At most ``DEFAULT_CHUNK_SIZE``; smaller when that leaves fewer than four units per
+    worker, but not below 10,000 entries nor below the files' largest cluster (row group),
+    which would then be read once per unit that cuts it."""
+    entries = dataset.num_entries
+    if workers <= 1:
+        return DEFAULT_CHUNK_SIZE
+    balanced = -(-entries // (4 * workers))
+    cluster = max((f.largest_cluster for f in dataset.files), default=1)
+    return max(1, min(DEFAULT_CHUNK_SIZE, max(10_000, cluster, balanced)))
 
 
 def _failed(failures: tuple[Failure, ...], report: RunReport, result: Result) -> UnitError:
@@ -230,16 +314,13 @@ def _failed(failures: tuple[Failure, ...], report: RunReport, result: Result) ->
             f"({report.events_missing:,} of {report.events_total:,} events not processed); "
             f"first: {first}"
         )
-    error = UnitError(msg, unit=first.unit)
-    error.result = result  # type: ignore[attr-defined]
-    error.failures = failures  # type: ignore[attr-defined]
-    return error
+    return UnitError(msg, unit=first.unit, result=result, failures=failures)
 
 
 def _describe(dataset: Dataset) -> str:
     if len(dataset.files) == 1:
         return dataset.files[0].path
-    return f"{len(dataset.files)} files"
+    return f"{len(dataset.files):,} files"
 
 
 def _progress_bar(units: int, events: int, progress: bool | None) -> Any:

@@ -6,32 +6,38 @@ and turned into a :class:`~saetta.execute.outcome.Failure` naming the unit.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import difflib
 import functools
 import os
 import re
 import resource
+import signal
 import socket
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cloudpickle
+import numpy as np
 
-from saetta._typing import Reader
+from saetta._typing import Jagged, Reader
 from saetta.accumulate import check
-from saetta.dataset import WorkUnit, forget_reader, shared_reader
+from saetta.dataset import FileInfo, WorkUnit, forget_reader, shared_reader
 from saetta.errors import AnalysisError, SaettaError, StorageError
 from saetta.events import UnitColumns, build_events
 from saetta.execute.journal import record_outcome
 from saetta.execute.outcome import Failure, UnitOutcome
+from saetta.execute.record import RecordError
 from saetta.formats.column_cache import CachedReader
 from saetta.storage import StorageOptions, cache_counters, file_identity, is_remote
 
-__all__ = ["Analysis", "UnitOptions", "pickle_analysis", "run_unit"]
+__all__ = ["Analysis", "UnitOptions", "UnitTimeout", "empty_result", "pickle_analysis", "run_unit"]
 
 Analysis = Callable[[Any], Any]
 
@@ -44,6 +50,19 @@ class UnitOptions:
     column_cache_bytes: int = 20 * 1024**3
     storage: StorageOptions = field(default_factory=StorageOptions)  # URLs, data cache tier
     journal: str | None = None  # run directory recording finished units; None: off
+    unit_timeout: float | None = None  # seconds a unit may run; None: no limit
+
+
+class UnitTimeout(Exception):
+    """A unit ran longer than ``unit_timeout`` allows (``seconds``, when known)."""
+
+    def __init__(self, seconds: float | None = None) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+    def __str__(self) -> str:
+        limit = f"{self.seconds:g} s, " if self.seconds else ""
+        return f"the unit ran longer than its time limit ({limit}--unit-timeout)"
 
 
 def run_unit(
@@ -51,7 +70,6 @@ def run_unit(
     unit: WorkUnit,
     prefetch: Sequence[str] = (),
     options: UnitOptions = UnitOptions(),
-    index: int = -1,
 ) -> UnitOutcome:
     """Run ``analysis`` over ``unit``; never raises for a failure of the unit itself.
 
@@ -60,31 +78,30 @@ def run_unit(
     touched, read here in one call before the analysis starts. A transient
     storage error (a server that stopped answering) is retried with backoff;
     a deterministic one (a corrupt basket, an exception in the analysis) is
-    not. With ``options.journal``, the outcome of unit ``index`` is recorded
-    in the run directory before it is returned.
+    not. With ``options.journal``, a finished unit is recorded in the run
+    directory before it is returned.
     """
     delay = options.storage.backoff
     for attempt in range(options.storage.retries + 1):
-        outcome, transient = _attempt(analysis, unit, prefetch, options)
+        outcome, transient, identity = _attempt(analysis, unit, prefetch, options)
         if outcome.failure is None or not transient or attempt == options.storage.retries:
             break
         forget_reader(unit.path)  # reconnect on the next attempt
         time.sleep(delay)
         delay *= 2
-    if options.journal and index >= 0 and outcome.failure is None:
+    if options.journal and outcome.failure is None:
         try:
-            record_outcome(options.journal, index, outcome)
-        except OSError as exc:
-            failure = Failure(
-                unit, "JournalError", f"cannot record the unit in {options.journal}: {exc}"
-            )
+            record_outcome(options.journal, outcome, identity)
+        except (OSError, RecordError) as exc:
+            message = f"cannot record the unit in {options.journal}: {exc}"
+            failure = Failure(unit, "JournalError", options.storage.scrub(message))
             outcome = replace(outcome, result=None, failure=failure)
     return outcome
 
 
 def _attempt(
     analysis: Analysis | bytes, unit: WorkUnit, prefetch: Sequence[str], options: UnitOptions
-) -> tuple[UnitOutcome, bool]:
+) -> tuple[UnitOutcome, bool, tuple[int, str]]:
     started = time.perf_counter()
     started_at = time.time()
     reader: Reader | None = None
@@ -92,6 +109,7 @@ def _attempt(
     blocks_before = (0, 0, 0, 0)
     bytes_before = 0
     cache: UnitColumns | None = None
+    identity = (0, "")
 
     def measured(**what: Any) -> UnitOutcome:
         return UnitOutcome(
@@ -109,41 +127,145 @@ def _attempt(
         )
 
     try:
-        function = _load(analysis) if isinstance(analysis, bytes) else analysis
-        identity = file_identity(unit.path, options.storage)
-        reader = shared_reader(unit.path, unit.tree, unit.format, options.storage, identity)
-        if options.column_cache:
-            reader = cached = CachedReader(
-                reader, options.column_cache, identity, options.column_cache_bytes
+        # The time limit covers the whole unit: a stalled read as much as the analysis.
+        with _deadline(options.unit_timeout):
+            function = _load(analysis) if isinstance(analysis, bytes) else analysis
+            identity = file_identity(unit.path, options.storage)
+            reader = shared_reader(unit.path, unit.tree, unit.format, options.storage, identity)
+            if options.column_cache:
+                reader = cached = CachedReader(
+                    reader, options.column_cache, identity, options.column_cache_bytes
+                )
+            blocks_before = _block_counters(options.storage)
+            bytes_before = reader.bytes_read
+            cache = UnitColumns(reader, unit.start, unit.stop)
+            cache.prefetch(prefetch)
+            events = build_events(
+                cache,
+                attrs={
+                    "path": unit.path,
+                    "tree": unit.tree,
+                    "start": unit.start,
+                    "stop": unit.stop,
+                },
             )
-        blocks_before = _block_counters(options.storage)
-        bytes_before = reader.bytes_read
-        cache = UnitColumns(reader, unit.start, unit.stop)
-        cache.prefetch(prefetch)
-        events = build_events(
-            cache,
-            attrs={"path": unit.path, "tree": unit.tree, "start": unit.start, "stop": unit.stop},
-        )
-        result = function(events)
-        if not isinstance(result, dict):
-            msg = (
-                f"the analysis returned a {type(result).__name__}; it must return a dict "
-                "of results, e.g. {'met': hist}"
-            )
-            raise AnalysisError(msg)
-        check(result)
-    except Exception as exc:  # noqa: BLE001 - the work-unit boundary names every failure
+            result = function(events)
+            if not isinstance(result, dict):
+                msg = (
+                    f"the analysis returned a {type(result).__name__}; it must return a dict "
+                    "of results, e.g. {'met': hist}"
+                )
+                raise AnalysisError(msg)
+            check(result)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the unit boundary names every failure
+        if isinstance(exc, UnitTimeout) and exc.seconds is None:
+            exc.seconds = options.unit_timeout  # raised on a thread, as a bare class
+        scrub = options.storage.scrub
         failure = Failure(
             unit=unit,
             error=type(exc).__name__,
-            message=_message(exc) + _near_miss(exc, reader),
-            traceback="" if isinstance(exc, SaettaError) else traceback.format_exc(),
+            message=scrub(_message(exc) + _near_miss(exc, reader)),
+            traceback="" if isinstance(exc, SaettaError) else scrub(traceback.format_exc()),
         )
         transient = (isinstance(exc, StorageError) and exc.transient) or (
             is_remote(unit.path) and isinstance(exc, OSError | TimeoutError)
         )
-        return measured(failure=failure), transient
-    return measured(result=result), False
+        return measured(failure=failure), transient, identity
+    return measured(result=result), False, identity
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`UnitTimeout` in this thread once ``seconds`` have passed.
+
+    In a main thread (the local executor, process-pool workers) a timer signal
+    interrupts the analysis, waits on I/O included; elsewhere (Dask's worker
+    threads) the exception is set on the thread, and a wait in C (one long
+    ``time.sleep``, a blocking read) ends first. Either way it arrives when
+    Python code runs again: a compiled loop finishes its call first.
+    """
+    if not seconds:
+        yield
+        return
+    if threading.current_thread() is threading.main_thread():
+
+        def expire(signum: int, frame: Any) -> None:
+            raise UnitTimeout(seconds)
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        outer, interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            finally:  # even if the alarm, come just now, raised on the line above
+                signal.signal(signal.SIGALRM, previous)
+                if outer:  # another alarm was set (pytest-timeout, the caller's): set it again
+                    left = outer - (time.monotonic() - started)
+                    signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), interval)
+        return
+    thread = threading.get_ident()
+    lock = threading.Lock()
+    over = threading.Event()
+
+    def expire_thread() -> None:
+        with lock:
+            if not over.is_set():
+                exc = ctypes.py_object(UnitTimeout)
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), exc)
+
+    timer = threading.Timer(seconds, expire_thread)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with lock:
+            over.set()
+            timer.cancel()
+
+
+class _NoEntries:
+    """A reader of a file's columns over no entries: what an analysis sees of an empty file."""
+
+    def __init__(self, info: FileInfo) -> None:
+        self.path, self.tree = info.path, info.tree
+        self.columns = {c.name: c for c in info.columns}
+        self.num_entries = 0
+        self.boundaries = (0,)
+        self.bytes_read = 0
+
+    def read(self, columns: Sequence[str], start: int, stop: int) -> dict[str, Any]:
+        empty = {}
+        for name in columns:
+            column = self.columns[name]
+            values = np.empty(0, dtype=column.dtype)
+            empty[name] = Jagged(np.zeros(1, np.int64), values) if column.jagged else values
+        return empty
+
+    def close(self) -> None:
+        pass
+
+
+def empty_result(analysis: Analysis, info: FileInfo, options: UnitOptions = UnitOptions()) -> Any:
+    """What ``analysis`` returns for no events of ``info``'s file: its empty histograms.
+
+    A dataset whose files hold no events still gives a result of the usual shape.
+    An analysis that cannot take an empty input gives an empty result.
+    """
+    events = build_events(
+        UnitColumns(_NoEntries(info), 0, 0),
+        attrs={"path": info.path, "start": 0, "stop": 0, "tree": info.tree},
+    )
+    try:
+        with _deadline(options.unit_timeout):
+            result = analysis(events)
+        check(result)
+    except Exception:  # noqa: BLE001 - nothing was lost: there were no events
+        return {}
+    return result
 
 
 def _block_counters(storage: StorageOptions) -> tuple[int, int, int, int]:
@@ -174,7 +296,8 @@ def _near_miss(exc: BaseException, reader: Reader | None) -> str:
         return ""
     names = set(reader.columns)
     names |= {n.partition("_")[0] for n in names} | {n.partition("_")[2] for n in names}
-    near = difflib.get_close_matches(found.group(1), sorted(names - {""}), n=3)
+    # The missing name may exist elsewhere (Jet has 'pt', MET_pt too): never suggest it.
+    near = difflib.get_close_matches(found.group(1), sorted(names - {"", found.group(1)}), n=3)
     return f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
 
 
