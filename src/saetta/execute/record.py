@@ -23,6 +23,7 @@ A result is encoded exactly — the same bits come back — as:
 from __future__ import annotations
 
 import base64
+import copy
 import decimal
 import fractions
 import json
@@ -125,19 +126,55 @@ def _encode_histogram(h: bh.Histogram[Any], where: str) -> dict[str, Any]:
     if name not in _histogram_classes():
         msg = f"{where}: a {type(h).__qualname__} cannot be recorded; return a hist.Hist"
         raise RecordError(msg)
-    try:
-        document = uhi_serialization.to_uhi(h)
-        document["storage"] = {"type": document["storage"]["type"]}
-        plain = json.loads(json.dumps(document, default=_uhi_default))
-    except (TypeError, ValueError) as exc:
-        msg = f"{where}: the histogram cannot be recorded ({exc})"
-        raise RecordError(msg) from exc
     raw = np.asarray(h.view(flow=True))
     return {
         "$hist": name,
-        "uhi": plain,
+        "uhi": _description(h, where),
         "raw": {"shape": list(raw.shape), "data": _b64(raw)},
     }
+
+
+# Every unit of a run describes the same histograms: UHI's description (axes, storage,
+# metadata; milliseconds each) is made once per kind of histogram, in each process.
+_DESCRIPTIONS: dict[tuple[Any, ...], dict[str, Any]] = {}
+_TEMPLATES: dict[str, bh.Histogram[Any]] = {}
+_CACHED = 512
+
+
+def _description(h: bh.Histogram[Any], where: str) -> dict[str, Any]:
+    key = (
+        type(h),
+        type(h._hist),
+        repr(h.axes),
+        tuple(repr(axis.__dict__) for axis in h.axes),
+        repr(h.__dict__),
+    )
+    found = _DESCRIPTIONS.get(key)
+    if found is not None:
+        return found
+    try:
+        document = uhi_serialization.to_uhi(h)
+        document["storage"] = {"type": document["storage"]["type"]}
+        plain: dict[str, Any] = json.loads(json.dumps(document, default=_uhi_default))
+    except (TypeError, ValueError) as exc:
+        msg = f"{where}: the histogram cannot be recorded ({exc})"
+        raise RecordError(msg) from exc
+    if len(_DESCRIPTIONS) >= _CACHED:
+        _DESCRIPTIONS.clear()
+    _DESCRIPTIONS[key] = plain
+    return plain
+
+
+def _template(uhi: dict[str, Any]) -> bh.Histogram[Any]:
+    """An empty histogram as ``uhi`` describes it (a fresh copy each time)."""
+    key = json.dumps(uhi, sort_keys=True)
+    found = _TEMPLATES.get(key)
+    if found is None:
+        found = uhi_serialization.from_uhi(uhi)
+        if len(_TEMPLATES) >= _CACHED:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = found
+    return copy.deepcopy(found)
 
 
 def _uhi_default(value: Any) -> Any:
@@ -314,7 +351,7 @@ def _decode_histogram(document: dict[str, Any], where: str) -> bh.Histogram[Any]
         msg = f"{where}: {bins:,} bins is more than saetta records"
         raise RecordError(msg)
     try:
-        histogram = uhi_serialization.from_uhi(uhi)
+        histogram = _template(uhi)
         view = np.asarray(histogram.view(flow=True))
     except Exception as exc:  # untrusted input: any failure means a malformed record
         msg = f"{where}: not a valid histogram ({type(exc).__name__})"
