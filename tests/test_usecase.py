@@ -3,7 +3,9 @@
 The expensive part is one real calibration + validation on the local testbed
 (module fixture ``validation``): calibrate on 100,000 events, validate on
 1,500,000 (15x), and check that the measured time lies within the model's
-stated interval; the other plans re-use that calibration with other requirements.
+stated interval, and that the interval is narrow; the other plans re-use that
+calibration with other requirements. Everything else (the start-up, the
+interval and its σ, the verdicts) is tested on synthetic timelines, no timing.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from saetta.usecase import (
     UnitRecord,
     UseCase,
 )
+from saetta.usecase import model as model_module
 
 VALIDATION_EVENTS = 1_500_000
 CHUNK = 12_500
@@ -100,12 +103,18 @@ def test_planning_accuracy_on_a_15x_larger_run(validation: uc.Validation) -> Non
         f"rate {measured.rate_hz:.4g}/s"
     )
     print(summary)
-    # The only timing assertion. That the interval is no wider than the measured
-    # scatter makes it (typically ±5-15 % here) is pinned, without timing, by
-    # test_model_uncertainty_adds_terms_in_quadrature and test_fit_recovers_...;
-    # on a busy machine the scatter, and so the interval, grows, as it should.
-    assert validation.model_accurate, summary
-    assert "model accurate" in str(validation)
+    # The only timing assertions. The measured time (and the steady rate) must lie
+    # in the stated ≈95 % interval, and that interval must be narrow enough to
+    # mean something: a noisy calibration widens it, and a wide enough interval
+    # contains any measurement. Quiet, the interval is ±8-20 % (relative width
+    # 0.16-0.40 in 30 quiet runs of this test and of adl, adl.q1, adl.q6 at 20x)
+    # and the errors lie within -3 … +10 % (docs/usecase.md); 0.5 (±25 %) leaves
+    # room above that, and is the widest with which `validate` calls a model
+    # accurate. On a busy machine the interval grows, as it should, and this test
+    # fails rather than passing vacuously.
+    assert p.relative_width <= 0.5, summary
+    assert validation.model_accurate, f"{validation.accuracy_text}; {summary}"
+    assert "model accurate: yes" in str(validation)
 
 
 def test_calibration_measures_what_the_model_needs(validation: uc.Validation) -> None:
@@ -454,18 +463,22 @@ def test_catalog_datasets(
         uc.open_dataset(UseCase.from_dict(_spec(["@dimuon-2026", "x.root"])))
 
 
-def test_sample_takes_first_units_round_robin(small_files: list[Path]) -> None:
+def test_sample_takes_the_first_units_file_after_file(small_files: list[Path]) -> None:
+    # consecutive units of one file, as a real run reads them (a worker opens each
+    # file once); not one unit of each file, which would time a file opening per unit
     ds = saetta.Dataset.open([str(p) for p in small_files])
     units = ds.units(100)
-    sample = uc.sample_dataset(ds, 3, 100)
-    picked = sample.units(100)
     a = [u for u in units if u.path.endswith("a.root")]
     c = [u for u in units if u.path.endswith("c.root")]
-    assert set(picked) == {a[0], a[1], c[0]}
-    assert sample.num_entries == sum(u.num_entries for u in picked)
+    assert len(a) > 3
+    sample = uc.sample_dataset(ds, 3, 100)
+    assert sample.units(100) == tuple(a[:3])
+    assert sample.num_entries == sum(u.num_entries for u in a[:3])
     a_info = next(f for f in sample.files if f.path.endswith("a.root"))
     full = next(f for f in ds.files if f.path.endswith("a.root"))
     assert a_info.size_bytes == round(full.size_bytes * a_info.num_entries / full.num_entries)
+    # then the next file (b.root is empty)
+    assert uc.sample_dataset(ds, len(a) + 1, 100).units(100) == (*a, c[0])
     assert uc.sample_dataset(ds, 100, 100).units(100) == units  # more than there is: all
 
 
@@ -492,7 +505,7 @@ def test_model_prediction_and_efficiency() -> None:
     # 8e6 events, 80 units, 4 workers: 20 waves; e(4) = 1/1.3
     p = model.predict(8e6, 4)
     assert p.time_s == pytest.approx(1 + 8e6 / (4 * 1e6 / 1.3))
-    assert p.err_s == 0
+    assert p.err_low_s == p.err_high_s == 0
     assert p.low_s == p.high_s == p.time_s
     # more workers than units: the idle ones do not help
     assert _model().predict(2e5, 8).time_s == pytest.approx(1 + 1e5 / 1e6)
@@ -506,21 +519,69 @@ def test_model_uncertainty_adds_terms_in_quadrature() -> None:
     model = _model(rate_rel_err=0.03, alpha=0.1, alpha_err=0.02, t0_err=0.2)
     p = model.predict(8e6, 4)
     work = p.time_s - 1
-    e = model.efficiency(4)
-    expected = math.sqrt(0.2**2 + (0.03 * work) ** 2 + (work * 3 * e * 0.02) ** 2)
-    assert p.err_s == pytest.approx(expected)
-    # close to the measured range the stated interval is about ±2σ
-    assert p.high_s - p.time_s == pytest.approx(2 * p.err_s, rel=0.1)
-    assert p.time_s - p.low_s == pytest.approx(2 * p.err_s, rel=0.1)
-    assert p.contains(p.time_s + 1.9 * p.err_s)
-    assert not p.contains(p.time_s + 2.5 * p.err_s)
-    # far away it is asymmetric, and never below zero
+    # each parameter moved 2σ, one at a time, through T(n); the shifts in quadrature
+    slow_rate = 1 + work / (1 - 2 * 0.03) - p.time_s
+    slow_alpha = 1 + 8e6 * (1 + 0.14 * 3) / 4e6 - p.time_s
+    assert p.high_s - p.time_s == pytest.approx(math.hypot(0.4, slow_rate, slow_alpha))
+    fast_rate = p.time_s - (1 + work / (1 + 2 * 0.03))
+    fast_alpha = p.time_s - (1 + 8e6 * (1 + 0.06 * 3) / 4e6)
+    assert p.time_s - p.low_s == pytest.approx(math.hypot(0.4, fast_rate, fast_alpha))
+    # the 1σ of each side is its half-width over INTERVAL_Z: one uncertainty
+    assert p.err_high_s == pytest.approx((p.high_s - p.time_s) / uc.INTERVAL_Z)
+    assert p.err_low_s == pytest.approx((p.time_s - p.low_s) / uc.INTERVAL_Z)
+    assert p.contains(p.time_s + 1.9 * p.err_high_s)
+    assert not p.contains(p.time_s + 2.1 * p.err_high_s)
+    # far away it is asymmetric (α cannot go below 0) ...
     far_model = _model(rate_rel_err=0.03, alpha=0.05, alpha_err=0.04)
     far = far_model.predict(1e12, 10_000)
-    assert far.high_s - far.time_s > far.time_s - far.low_s
-    # ... and bounded by the model with every parameter 2σ faster (or slower)
-    assert far.low_s == pytest.approx(far_model.shifted(-2).predict(1e12, 10_000).time_s)
-    assert far.high_s <= far_model.shifted(2).predict(1e12, 10_000).time_s
+    assert far.high_s - far.time_s > far.time_s - far.low_s > 0
+    # ... and never beyond the model with every parameter 2σ faster (or slower)
+    fastest = _model(rate_hz=1.06e6).predict(1e12, 10_000)
+    assert far.low_s == pytest.approx(fastest.time_s)
+    slowest = _model(rate_hz=0.94e6, alpha=0.13).predict(1e12, 10_000)
+    assert far.high_s <= slowest.time_s
+
+
+def test_interval_and_sigma_are_one_uncertainty() -> None:
+    """The "N σ" of every report is the distance to the prediction over the interval's
+    half-width / INTERVAL_Z on that side: ±2.00 σ exactly at the ends."""
+    from saetta import report
+
+    model = _model(rate_rel_err=0.04, alpha=0.05, alpha_err=0.03, t0_err=0.1)
+    predicted = model.predict(1.6e6, 2, 16)
+    assert predicted.err_high_s > predicted.err_low_s > 0  # asymmetric: 1/r
+    half_width = predicted.high_s - predicted.time_s
+    for measured, sigmas in (
+        (predicted.high_s, 2.0),
+        (predicted.time_s + 0.5 * half_width, 1.0),
+        (predicted.low_s, -2.0),
+        (predicted.high_s + half_width, 4.0),
+    ):
+        assert predicted.sigmas(measured) == pytest.approx(sigmas)
+        assert predicted.contains(measured) == (abs(sigmas) <= 2)
+        v = _validation_of(model, predicted, measured)
+        shown = f"{measured / predicted.time_s - 1:+.1%}".replace("%", " %")
+        expected = f"{shown}, {sigmas:+.2f} σ"
+        assert expected in str(v)
+        assert expected in report.text(v)
+        assert expected in report.markdown(v)
+        assert expected in report.html_page(v)
+        assert v.to_dict()["sigmas"] == pytest.approx(sigmas)
+    outside = _validation_of(model, predicted, predicted.high_s + half_width)
+    assert not outside.model_accurate
+    assert "(+4.00 σ)" in outside.accuracy_text
+
+
+def _validation_of(model: Model, predicted: uc.Prediction, wall_s: float) -> uc.Validation:
+    plan = uc.plan(UseCase.from_dict(_spec("x.root")), calibration=_calibration(model))
+    run = dataclasses.replace(
+        _measurement(2, 2 * model.rate_hz / (1 + model.alpha), 0.5), wall_s=wall_s
+    )
+    return uc.Validation(
+        plan=plan, fraction=1.0, measurement=run, predicted=predicted, events_total=8000,
+        histogram_fills=1.0, complete=True, extrapolated_s=1.0, binding=(),
+        date="2026-01-01T00:00:00+00:00",
+    )  # fmt: skip
 
 
 def test_cores_needed_inverts_the_prediction() -> None:
@@ -546,19 +607,32 @@ def _measurement(workers: int, rate: float, t0: float, rel: float = 0.01) -> Mea
 
 def test_fit_recovers_rate_efficiency_and_startup() -> None:
     runs = [
-        _measurement(1, 1000.0, 0.5),
-        _measurement(4, 4000 / 1.3, 0.6),
-        _measurement(1, 1000.0, 0.5),
-        _measurement(4, 4000 / 1.3, 0.6),
+        _measurement(1, 1000.0, 0.5, rel=0.06),
+        _measurement(4, 4000 / 1.3, 0.6, rel=0.06),
+        _measurement(1, 1000.0, 0.5, rel=0.06),
+        _measurement(4, 4000 / 1.3, 0.6, rel=0.06),
     ]
     model = uc.fit_model(runs, 1000)
     assert model.rate_hz == pytest.approx(1000)
     assert model.alpha == pytest.approx(0.1)
-    assert model.t0_s == pytest.approx(0.55)
-    assert model.t0_err == pytest.approx(0.0577, rel=0.01)  # the scatter of the four t0
-    assert model.rate_rel_err == pytest.approx(math.sqrt(2 * 0.01**2) / 2)  # no scatter
+    assert model.t0_s == pytest.approx(0.6)  # the start-up at the largest worker count
+    assert model.t0_err == pytest.approx(0.06)  # no scatter: at least 10 % of t0
+    assert model.rate_rel_err == pytest.approx(math.sqrt(2 * 0.06**2) / 2)  # no scatter
     assert model.alpha_err > 0
     assert model.measured_workers == (1, 4)
+    # a repeat disturbed by another process does not move the model, but widens it
+    disturbed = uc.fit_model([*runs, _measurement(1, 600.0, 0.9), _measurement(4, 2000, 1.5)])
+    assert disturbed.rate_hz == pytest.approx(1000)
+    assert disturbed.alpha == pytest.approx(0.1)
+    assert disturbed.t0_s == pytest.approx(0.6)
+    assert disturbed.rate_rel_err > 0.2 > model.rate_rel_err
+    assert disturbed.t0_err > 0.4
+    # two repeats that disagree: their scatter is the error
+    spread = uc.fit_model([_measurement(1, 1000.0, 0.5), _measurement(1, 1100.0, 0.5)])
+    assert spread.rate_rel_err == pytest.approx(math.hypot(0.01 / math.sqrt(2), 0.0673), rel=0.01)
+    # three short runs can agree by chance: a rate is never known better than 3 %
+    lucky = uc.fit_model([_measurement(1, 1000.0, 0.5, rel=0.001)] * 3)
+    assert lucky.rate_rel_err == model_module.RATE_REL_ERR_FLOOR == 0.03
     # super-linear scaling (a cache effect) is clamped: never predict e(n) > 1
     assert uc.fit_model([_measurement(1, 1000, 0.5), _measurement(2, 2200, 0.5)]).alpha == 0
     with pytest.raises(UseCaseError, match="no 1-worker run"):
@@ -596,6 +670,132 @@ def test_measure_reads_the_unit_timeline() -> None:
     assert m.dispatch_s == pytest.approx(0.01)
     assert m.rate_rel_err == pytest.approx(0, abs=1e-9)  # identical steady units
     assert m.timeline[0] == UnitRecord("h:1", pytest.approx(0.2), 0.5, 1000, 10, 5)
+
+
+def _timeline_run(workers: int, units: int) -> Measurement:
+    """A run with 3.5 s of kernel loading in each worker's first unit (no timing: synthetic).
+
+    Worker 0 starts at 0.2 s, worker 1 at 0.7 s (its process came up later). A unit
+    takes 0.1 s per 1000 events, but 0.25 s while another worker is still loading
+    its kernels (they compete for the cores and the disk). The wall time ends 0.1 s
+    after the last unit (the final merge).
+    """
+    unit = saetta.WorkUnit("f.root", "Events", 0, 1000)
+    free = [0.2 + 0.5 * w for w in range(workers)]
+    warm = [math.inf] * workers
+    outcomes = []
+    for _ in range(units):
+        w = min(range(workers), key=lambda i: free[i])
+        start = free[w]
+        if warm[w] == math.inf:
+            seconds = 3.5
+            warm[w] = start + seconds
+        else:
+            others_loading = any(warm[o] > start + 1e-9 for o in range(workers) if o != w)
+            seconds = 0.25 if others_loading else 0.1
+        outcomes.append(
+            UnitOutcome(unit, seconds=seconds, worker=f"h:{w}", started_at=1000 + start)
+        )
+        free[w] = start + seconds
+    wall = max(free) + 0.1
+    report = RunReport(
+        dataset="d", executor="x", chunk_size=1000, files=1, units_total=units,
+        units_done=units, events_total=1000 * units, events_processed=1000 * units,
+        bytes_read=0, wall_seconds=wall, unit_seconds=sum(o.seconds for o in outcomes),
+        columns=(), units=tuple(outcomes), peak_memory=0, started_at=1000.0,
+    )  # fmt: skip
+    return uc.measure(report, workers, wall, 1000.0, 1000)
+
+
+def test_slow_first_units_are_start_up_not_scaling_loss() -> None:
+    single, pair = _timeline_run(1, 8), _timeline_run(2, 8)
+    assert single.rate_hz == pytest.approx(10_000)
+    # worker 0 ran two slow units while worker 1 loaded; from 4.2 s both were warm, and
+    # from 4.3 s the 2n + 1 = 5 units queued at the start (no column prefetch) were done
+    assert pair.rate_hz == pytest.approx(20_000)  # the steady state: no scaling loss
+    assert pair.warmup_s == pytest.approx(4.3)
+    assert pair.t0_s == pytest.approx(pair.wall_s - 8000 / 20_000)  # the rest is start-up
+    model = uc.fit_model([single, pair, single, pair], 1000)
+    assert model.rate_hz == pytest.approx(10_000)
+    assert model.alpha == pytest.approx(0, abs=1e-9)
+    assert model.t0_s == pytest.approx(pair.t0_s)
+    # so a run 20 times larger is predicted to within 1 %: its start-up is the same
+    run = _timeline_run(2, 160)
+    assert model.predict(run.events, 2, run.units).time_s == pytest.approx(run.wall_s, rel=0.01)
+
+
+def test_units_queued_before_the_first_result_are_start_up() -> None:
+    # 1 worker: units 1 and 2 were queued with unit 0, before the run knew which
+    # columns to prefetch, and took 15 % longer; the steady rate starts after them
+    unit = saetta.WorkUnit("f.root", "Events", 0, 1000)
+    seconds = [1.0, 0.115, 0.115, 0.1, 0.1, 0.1, 0.1, 0.1]
+    starts = [0.1 + sum(seconds[:i]) for i in range(len(seconds))]
+    outcomes = tuple(
+        UnitOutcome(unit, seconds=d, worker="h:1", started_at=1000 + t)
+        for t, d in zip(starts, seconds, strict=True)
+    )
+    report = RunReport(
+        dataset="d", executor="x", chunk_size=1000, files=1, units_total=8, units_done=8,
+        events_total=8000, events_processed=8000, bytes_read=0, wall_seconds=2.0,
+        unit_seconds=sum(seconds), columns=(), units=outcomes, peak_memory=0,
+        started_at=1000.0,
+    )  # fmt: skip
+    m = uc.measure(report, 1, 2.0, 1000.0, 1000)
+    assert m.rate_hz == pytest.approx(10_000)
+    assert m.warmup_s == pytest.approx(0.1 + 1.23)
+    assert m.steady_units == 5
+
+
+def test_verdict_is_uncertain_when_the_requirement_lies_in_the_interval() -> None:
+    # α = 1.26 ± 1 from two workers: at the central values scaling saturates
+    # at r/α long before 2000 cores process 1 PB in 1 h; the fast end does not
+    saturating = {"rate_rel_err": 0.05, "alpha": 1.26, "alpha_err": 1.0, "t0_err": 0.1}
+    unsure = _plan("1 TB", "1 h", 2000, **saturating)
+    p = unsure.prediction
+    assert unsure.cores_needed is None  # the central model alone says NOT FEASIBLE
+    assert p.low_s <= 3600 < p.high_s
+    assert unsure.verdict == "UNCERTAIN"
+    assert unsure.uncertain == ("time",)
+    assert unsure.binding == ()
+    assert not unsure.feasible
+    verdict_row = str(unsure).splitlines()[1].strip()
+    assert verdict_row.startswith("verdict: UNCERTAIN: time (1 h lies within")
+    assert "NOT FEASIBLE" not in str(unsure)
+    assert unsure.verdict_text.endswith("scaling saturates at 794 k events/s, α = 1.26 ± 1)")
+    # inside the interval on the cores side too: needs about W
+    close = _plan("1 PB", "1 h", 2138, rate_rel_err=0.05)
+    assert close.verdict == "UNCERTAIN"
+    assert close.uncertain == ("cores",)
+    fast, slow = close.cores_range
+    assert fast is not None
+    assert slow is not None
+    assert fast < 2138 < slow
+    assert close.prediction.low_s <= 3600 < close.prediction.high_s
+    assert f"cores (needs 2,138, ≈95 %: {fast:,} – {slow:,}; has 2,138" in close.verdict_text
+    # the clear cases keep their words
+    assert _plan("1 PB", "1 h", 3000, rate_rel_err=0.05).verdict == "FEASIBLE"
+    assert _plan("1 PB", "1 h", 1000, rate_rel_err=0.05).verdict == "NOT FEASIBLE"
+
+
+def test_model_accurate_needs_the_rate_and_a_narrow_interval() -> None:
+    model = _model(rate_rel_err=0.03, alpha=0.05, alpha_err=0.02, t0_err=0.1)
+    predicted = model.predict(1.6e6, 2, 16)
+    good = _validation_of(model, predicted, predicted.time_s)
+    assert good.model_accurate, good.accuracy_text
+    assert good.accuracy_text == "yes"
+    # the right time for the wrong reason: a faster steady rate, a slower start-up
+    fast = dataclasses.replace(good.measurement, rate_hz=1.3 * good.measurement.rate_hz)
+    lucky = dataclasses.replace(good, measurement=fast)
+    assert lucky.predicted.contains(lucky.measured_s)
+    assert not lucky.model_accurate
+    assert lucky.accuracy_text.startswith("no: steady rate 2.48 M events/s on 2 workers outside")
+    # a noisy calibration: an interval of ±40 % would contain almost anything
+    noisy = _model(rate_rel_err=0.2, alpha=0.05, alpha_err=0.1, t0_err=0.1)
+    wide = _validation_of(noisy, noisy.predict(1.6e6, 2, 16), predicted.time_s)
+    assert wide.predicted.contains(wide.measured_s)
+    assert wide.predicted.relative_width > uc.MAX_INTERVAL_WIDTH
+    assert not wide.model_accurate
+    assert "the interval is too wide to test the model" in wide.accuracy_text
 
 
 def _calibration(model: Model, peak: int = 300_000_000) -> Calibration:

@@ -127,12 +127,19 @@ def sections(item: Plan | Validation) -> list[tuple[str, Rows]]:
                         else "  (1 worker only: α = 0)"
                     ),
                 ),
-                ("t0", f"{format_duration(model.t0_s)} ± {format_duration(model.t0_err)}"),
+                (
+                    "t0",
+                    (
+                        f"{format_duration(model.t0_s)} ± {format_duration(model.t0_err)}"
+                        f"  (start-up at {k} worker{'s' * (k > 1)})"
+                    ),
+                ),
                 (
                     "interval",
                     (
-                        f"± {INTERVAL_Z:g} σ (≈95 %); σ² = σ_t0² + (work·σ_r/r)² + "
-                        "(work·(n−1)·e(n)·σ_α)²"
+                        f"≈95 %: t0, r and α each moved {INTERVAL_Z:g} σ through T(n), the "
+                        f"shifts added in quadrature, above and below apart; 1σ = each side / "
+                        f"{INTERVAL_Z:g}"
                     ),
                 ),
             ],
@@ -202,7 +209,8 @@ def _run_rows(plan: Plan) -> Rows:
             f"{m.workers} worker{'s' * (m.workers > 1)}",
             (
                 f"{format_duration(m.wall_s)} wall, {m.units} units of ≤ {m.chunk_size:,}, "
-                f"{format_rate(m.rate_hz)} steady, start-up {format_duration(m.t0_s)} ({role})"
+                f"{format_rate(m.rate_hz)} steady ({m.steady_units} units), all warm after "
+                f"{format_duration(m.warmup_s)}, start-up {format_duration(m.t0_s)} ({role})"
             ),
         )
         for role, m in runs
@@ -218,7 +226,7 @@ def _plan_rows(plan: Plan) -> Rows:
         (f"time on {req.cores:,} cores", str(plan.prediction)),
         (f"cores for {req.time_text}", cores),
         ("memory", _memory_text(plan.calibration.peak_memory, req.memory_per_core)),
-        ("verdict", plan.verdict + (f": {plan.binding_text()}" if plan.binding else "")),
+        ("verdict", plan.verdict_text),
         ("projection", plan.projection),
     ]
 
@@ -237,19 +245,19 @@ def _validation_rows(v: Validation) -> Rows:
             f"{m.events:,} events, {format_count(v.histogram_fills)} histogram fills",
         ),
         ("predicted", str(v.predicted)),
-        (
-            "measured",
-            f"{format_duration(m.wall_s)} ({100 * v.error_rel:+.1f} %, "
-            f"{(m.wall_s - v.predicted.time_s) / v.predicted.err_s:+.2f} σ)"
-            if v.predicted.err_s
-            else format_duration(m.wall_s),
-        ),
-        ("model accurate", "yes" if v.model_accurate else "no"),
+        ("measured", f"{format_duration(m.wall_s)} ({v.deviation_text})"),
+        ("model accurate", v.accuracy_text),
         (
             "rate per core",
-            f"{format_rate(v.rate_hz)} (calibration {format_rate(v.plan.calibration.rate_hz)})",
+            (
+                f"{format_rate(v.rate_hz)} (calibration {format_rate(v.plan.calibration.rate_hz)}"
+                f" ± {100 * v.plan.calibration.model.rate_rel_err:.1f} %)"
+            ),
         ),
-        ("start-up", format_duration(m.t0_s)),
+        (
+            "start-up",
+            f"{format_duration(m.t0_s)} (calibration {format_duration(v.plan.calibration.model.t0_s)})",
+        ),
         ("memory", _memory_text(m.peak_memory, req.memory_per_core)),
         (
             f"{req.data_text} on {req.cores:,} cores",
@@ -322,8 +330,11 @@ def markdown(item: Plan | Validation, images: Sequence[str] = ()) -> str:
 
 def html_page(item: Plan | Validation, pngs: dict[str, bytes] | None = None) -> str:
     """One self-contained HTML page: the tables and the plots (inline base64 PNG), no scripts."""
-    good = item.passed if isinstance(item, Validation) else item.feasible
-    body = [f"<h1 class='{'good' if good else 'bad'}'>{html.escape(_title(item))}</h1>"]
+    if isinstance(item, Validation):
+        mood = "good" if item.passed else "bad"
+    else:
+        mood = {"FEASIBLE": "good", "UNCERTAIN": "unsure"}.get(item.verdict, "bad")
+    body = [f"<h1 class='{mood}'>{html.escape(_title(item))}</h1>"]
     for title, rows in sections(item):
         cells = "".join(
             f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
@@ -340,6 +351,7 @@ def html_page(item: Plan | Validation, pngs: dict[str, bytes] | None = None) -> 
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse}th{text-align:right;padding:2px 12px;color:#555;"
         "font-weight:normal;vertical-align:top}td{padding:2px 12px}.good{color:#070}.bad{color:#b00}"
+        ".unsure{color:#a60}"
         "img{max-width:100%}figcaption{color:#555;font-size:90%}"
     )
     return (
@@ -385,12 +397,9 @@ def _scaling(figure: Any, plan: Plan, validation: Validation | None) -> None:
     runs = list(cal.runs) + ([validation.measurement] if validation else [])
     top = max(max(m.workers for m in runs) * 2, 4)
     n = np.arange(1, top + 1)
-    rate = n * model.rate_hz / (1 + model.alpha * (n - 1))
-    spread = INTERVAL_Z * np.hypot(
-        model.rate_rel_err, (n - 1) * model.alpha_err / (1 + model.alpha * (n - 1))
-    )
+    rate, low, high = np.array([model.predict_rate(int(k)) for k in n]).T
     left.plot(n, rate, "-", color="C0", label="model n·r·e(n)")
-    left.fill_between(n, rate * (1 - spread), rate * (1 + spread), color="C0", alpha=0.2)
+    left.fill_between(n, low, high, color="C0", alpha=0.2)
     left.plot(n, n * model.rate_hz, "--", color="0.6", label="ideal n·r")
     left.plot(
         [m.workers for m in cal.runs], [m.rate_hz for m in cal.runs], "o", color="C1",

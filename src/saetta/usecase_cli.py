@@ -2,8 +2,9 @@
 
 Registered on the ``saetta`` command by :mod:`saetta.cli`. Bad input raises
 :class:`~saetta.UseCaseError`, which ``saetta`` prints as one line (exit 1). A
-requirement that cannot be met (NOT FEASIBLE) or was not met (FAIL) exits 3,
-after the report is printed and written.
+requirement that cannot be met (NOT FEASIBLE), may not be met (UNCERTAIN: it lies
+within the prediction's uncertainty) or was not met (FAIL) exits 3, after the
+report is printed and written.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from saetta.usecase import validate as run_validation
 
 __all__ = ["plan", "testbeds_history", "validate"]
 
-#: Exit status when the requirement cannot be met (plan) or was not met (validate).
+#: Exit status when the requirement cannot (or may not) be met (plan), or was not met (validate).
 NOT_MET = 3
 
 _OUT_HELP = "Folder for the reports [default: ./saetta-runs/<use case name>/<UTC time>/]."
@@ -71,8 +72,9 @@ def plan(usecase: str, out: str | None, as_json: bool, no_history: bool) -> None
     \b
     Runs the analysis on a sample of work units at 1 and k workers, fits
     T(n) = t0 + E / (n r e(n)), and says whether Y can be processed in Z on W
-    cores within the memory per core: FEASIBLE, or NOT FEASIBLE naming the
-    binding constraint (exit status 3). Writes report.json, report.md and a
+    cores within the memory per core: FEASIBLE, NOT FEASIBLE naming the
+    binding constraint, or UNCERTAIN when Z lies within the ≈95 % interval
+    (exit status 3 for both). Writes report.json, report.md and a
     self-contained report.html with plots into --out.
     """
     spec, analysis = _load(usecase)
@@ -102,8 +104,9 @@ def validate(
     Calibrates first (as 'saetta plan'), then runs the whole dataset, or the
     stated fraction of it, on the testbed. PASS when the measured run,
     extrapolated to Y on W cores, meets Z within the memory per core (else
-    exit status 3); "model accurate" says whether the measured time lies in
-    the plan's ≈95 % interval.
+    exit status 3); "model accurate" says whether the measured time and steady
+    rate lie in the plan's ≈95 % intervals, and the interval is narrow enough
+    (±25 %) to mean something.
     """
     spec, analysis = _load(usecase, fraction)
     planned = make_plan(spec, analysis)

@@ -9,8 +9,9 @@ events on n workers::
     T(n) = t0 + tail · E / (n · r · e(n)),      e(n) = 1 / (1 + α (n − 1))
 
 :func:`plan` turns that into FEASIBLE / NOT FEASIBLE with the binding constraint
-(memory, time or cores); :func:`validate` runs the use case (or a stated fraction)
-and compares the measured time with the prediction and the requirement.
+(memory, time or cores), or UNCERTAIN when Z lies inside the prediction's ≈95 %
+interval; :func:`validate` runs the use case (or a stated fraction) and compares
+the measured time with the prediction (in that interval's σ) and the requirement.
 ``docs/usecase.md`` explains the model and its uncertainty; :mod:`saetta.report`
 writes the reports. The analysis is passed as a function: this layer cannot
 import :mod:`saetta.analyses`, the command line resolves ``UseCase.analysis``.
@@ -18,7 +19,8 @@ import :mod:`saetta.analyses`, the command line resolves ``UseCase.analysis``.
 
 from __future__ import annotations
 
-from saetta.usecase.loop import Calibration, Plan, Validation, calibrate, plan, validate
+from saetta.usecase.calibration import Calibration, calibrate
+from saetta.usecase.loop import Plan, Validation, plan, validate
 from saetta.usecase.measure import Measurement, UnitRecord, histogram_fills, measure, tail_factor
 from saetta.usecase.model import Model, Prediction, fit_model
 from saetta.usecase.quantities import (
@@ -31,10 +33,18 @@ from saetta.usecase.quantities import (
     parse_data,
     parse_duration,
 )
-from saetta.usecase.spec import INTERVAL_Z, Requirement, UseCase, open_dataset, sample_dataset
+from saetta.usecase.spec import (
+    INTERVAL_Z,
+    MAX_INTERVAL_WIDTH,
+    Requirement,
+    UseCase,
+    open_dataset,
+    sample_dataset,
+)
 
 __all__ = [
     "INTERVAL_Z",
+    "MAX_INTERVAL_WIDTH",
     "Calibration",
     "Measurement",
     "Model",

@@ -1,20 +1,17 @@
-"""Stage: use cases (layer 7) — calibrate, plan, validate: the loop that answers the requirement."""
+"""Stage: use cases (layer 7) — plan and validate: the loop that answers the requirement."""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import html
 import math
-import socket
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from saetta._version import __version__
 from saetta.dataset import Dataset
 from saetta.errors import UseCaseError
+from saetta.usecase.calibration import Calibration, _now, calibrate
 from saetta.usecase.measure import (
     Measurement,
     _resolve_testbed,
@@ -22,160 +19,17 @@ from saetta.usecase.measure import (
     _timed_run,
     histogram_fills,
 )
-from saetta.usecase.model import Model, Prediction, fit_model
+from saetta.usecase.model import Prediction
 from saetta.usecase.quantities import format_bytes, format_duration, format_rate
-from saetta.usecase.spec import INTERVAL_Z, Analysis, UseCase, open_dataset, sample_dataset
+from saetta.usecase.spec import (
+    MAX_INTERVAL_WIDTH,
+    Analysis,
+    UseCase,
+    open_dataset,
+    sample_dataset,
+)
 
-__all__ = ["Calibration", "Plan", "Validation", "calibrate", "plan", "validate"]
-
-
-# --------------------------------------------------------------------------- calibration
-
-
-@dataclass(frozen=True, slots=True)
-class Calibration:
-    """What calibrating the analysis on the testbed measured, and the model fitted to it."""
-
-    usecase: str
-    analysis: str
-    testbed: str
-    testbed_kind: str
-    dataset_events: int
-    dataset_bytes: int
-    sample_events: int
-    sample_units: int
-    chunk_size: int
-    bytes_per_event_disk: float  # compressed bytes on disk per event, whole dataset
-    bytes_per_event_read: float  # bytes this analysis actually read per event
-    runs: tuple[Measurement, ...]  # the fitted runs
-    overhead_run: Measurement | None  # 1 worker at half the chunk size, run first
-    model: Model
-    peak_memory: int  # largest peak resident memory of a worker, bytes
-    histogram_fills: float  # on the sample
-    host: str
-    saetta_version: str
-    date: str  # ISO 8601, UTC
-
-    @property
-    def rate_hz(self) -> float:
-        """Per-core steady event rate."""
-        return self.model.rate_hz
-
-    @property
-    def fills_per_event(self) -> float:
-        return self.histogram_fills / self.sample_events if self.sample_events else 0.0
-
-    @property
-    def first_unit_s(self) -> float:
-        """Mean time from the start of a run to its first unit starting."""
-        return statistics.fmean(m.first_unit_s for m in self.runs)
-
-    @property
-    def dispatch_s(self) -> float:
-        """Mean idle time of a worker between two units."""
-        return statistics.fmean(m.dispatch_s for m in self.runs)
-
-    @property
-    def unit_overhead_s(self) -> float | None:
-        """Fixed cost of a unit, whatever its size: ``2 t(c/2) − t(c)`` per unit (None: unmeasured)."""
-        half = self.overhead_run
-        if half is None or half.rate_hz <= 0 or half.units <= self.sample_units:
-            return None
-        full_size = self.sample_events / self.sample_units
-        half_size = half.events / half.units
-        t_full, t_half = full_size / self.rate_hz, half_size / half.rate_hz
-        overhead = (t_half * full_size - t_full * half_size) / (full_size - half_size)
-        return max(0.0, overhead)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out |= {
-            "model": self.model.to_dict(),
-            "runs": [m.to_dict() for m in self.runs],
-            "overhead_run": self.overhead_run.to_dict() if self.overhead_run else None,
-            "rate_hz_per_core": self.rate_hz,
-            "read_bytes_per_s_per_core": self.rate_hz * self.bytes_per_event_read,
-            "disk_bytes_per_s_per_core": self.rate_hz * self.bytes_per_event_disk,
-            "startup_s": self.model.t0_s,
-            "first_unit_s": self.first_unit_s,
-            "dispatch_s": self.dispatch_s,
-            "unit_overhead_s": self.unit_overhead_s,
-            "fills_per_event": self.fills_per_event,
-        }
-        return out
-
-
-def calibrate(
-    usecase: UseCase, analysis: Analysis, *, dataset: Dataset | None = None
-) -> Calibration:
-    """Time ``analysis`` on a sample of the use case's work units at 1 and k workers; fit the model.
-
-    The sample is the first ``usecase.sample_units`` units (at least three per
-    worker of the largest run), round-robin across the files. First one run on 1
-    worker at half the chunk size (it measures the fixed cost per unit, and warms
-    this process up: its start-up time is not fitted); then each worker count
-    ``usecase.repeats`` times, interleaved (1, k, 1, k, ...), in fresh worker processes.
-
-    Parameters
-    ----------
-    usecase
-        The use case.
-    analysis
-        The analysis function (``saetta.analyses.load_analysis(usecase.analysis)``).
-    dataset
-        The use case's dataset, if already open.
-
-    Raises
-    ------
-    UseCaseError
-        The testbed is unknown or cannot be sized, or the dataset is empty.
-    UnitError
-        A unit of the sample failed.
-    """
-    bed = _resolve_testbed(usecase.testbed)
-    dataset = dataset if dataset is not None else open_dataset(usecase)
-    if dataset.num_entries == 0:
-        msg = f"dataset: {', '.join(usecase.dataset)} holds no events"
-        raise UseCaseError(msg)
-    workers = usecase.calibration_workers or (1, _testbed_workers(bed))
-    workers = tuple(sorted({1, *workers}))
-    chunk = usecase.chunk_size
-    sample = sample_dataset(dataset, max(usecase.sample_units, 3 * max(workers)), chunk)
-    overhead = None
-    if chunk >= 2:
-        overhead, _ = _timed_run(analysis, sample, bed, 1, chunk // 2)
-    runs: list[Measurement] = []
-    fills = 0.0
-    for _ in range(usecase.repeats):
-        for n in workers:
-            measurement, result = _timed_run(analysis, sample, bed, n, chunk)
-            runs.append(measurement)
-            fills = histogram_fills(result)
-    return Calibration(
-        usecase=usecase.name,
-        analysis=usecase.analysis,
-        testbed=bed.name,
-        testbed_kind=bed.kind,
-        dataset_events=dataset.num_entries,
-        dataset_bytes=dataset.size_bytes,
-        sample_events=sample.num_entries,
-        sample_units=len(sample.units(chunk)),
-        chunk_size=chunk,
-        bytes_per_event_disk=dataset.size_bytes / dataset.num_entries,
-        bytes_per_event_read=statistics.fmean(m.bytes_read / m.events for m in runs),
-        runs=tuple(runs),
-        overhead_run=overhead,
-        model=fit_model(runs, chunk),
-        peak_memory=max(m.peak_memory for m in runs),
-        histogram_fills=fills,
-        host=socket.gethostname(),
-        saetta_version=__version__,
-        date=_now(),
-    )
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+__all__ = ["Plan", "Validation", "plan", "validate"]
 
 
 # --------------------------------------------------------------------------- plan
@@ -183,7 +37,12 @@ def _now() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The calibration's answer: can Y be processed in Z on W, and if not, what binds?"""
+    """The calibration's answer: can Y be processed in Z on W, and if not, what binds?
+
+    FEASIBLE: the whole ≈95 % interval of the time on W cores meets Z (and the
+    memory fits); NOT FEASIBLE: even its fast end misses Z, or the memory does
+    not fit (``binding``); UNCERTAIN: Z lies inside the interval (``uncertain``).
+    """
 
     usecase: UseCase
     calibration: Calibration
@@ -191,17 +50,26 @@ class Plan:
     data_bytes: float  # Y in bytes on disk
     prediction: Prediction  # on W cores
     cores_needed: int | None  # to meet Z; None: no number of cores can
-    cores_range: tuple[int | None, int | None]  # with the model 2σ faster, 2σ slower
+    cores_range: tuple[int | None, int | None]  # where the interval's fast, slow end meets Z
     memory_ok: bool | None  # None: no memory limit stated
     binding: tuple[str, ...]  # the constraints not met: "memory", "time", "cores"
+    uncertain: tuple[str, ...] = ()  # met or not within the uncertainty: "time" or "cores"
 
     @property
     def feasible(self) -> bool:
-        return not self.binding
+        return not self.binding and not self.uncertain
 
     @property
     def verdict(self) -> str:
-        return "FEASIBLE" if self.feasible else "NOT FEASIBLE"
+        if self.binding:
+            return "NOT FEASIBLE"
+        return "UNCERTAIN" if self.uncertain else "FEASIBLE"
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict and, unless FEASIBLE, the constraints with their numbers."""
+        reasons = self.binding_text() or self.uncertain_text()
+        return f"{self.verdict}: {reasons}" if reasons else self.verdict
 
     @property
     def ideal_cores(self) -> int:
@@ -226,29 +94,50 @@ class Plan:
         model, r = self.calibration.model, self.usecase.requirement
         if model.t0_s >= r.time_s:
             return f"the start-up alone takes {format_duration(model.t0_s)}"
-        return f"scaling saturates at {format_rate(model.max_rate_hz)}, α = {model.alpha:.3g}"
+        err = f" ± {model.alpha_err:.2g}" if model.alpha_err else ""
+        return f"scaling saturates at {format_rate(model.max_rate_hz)}, α = {model.alpha:.3g}{err}"
 
     def binding_text(self) -> str:
-        """The binding constraints, each with its numbers; empty when feasible."""
+        """The binding constraints, each with its numbers; empty when none binds."""
         r, out = self.usecase.requirement, []
         for name in self.binding:
             if name == "memory":
                 peak, limit = self.calibration.peak_memory, r.memory_per_core or 0
                 out.append(f"memory ({format_bytes(peak)} per worker > {format_bytes(limit)})")
+            elif name == "cores" and self.cores_needed is None:
+                fast = _range_end(self.cores_range[0])
+                out.append(f"cores (needs {fast} even at the fast end of the ≈95 % interval)")
             elif name == "cores":
                 out.append(f"cores (needs {self.cores_needed:,}, has {r.cores:,})")
             else:
                 out.append(f"time (no number of cores meets {r.time_text}: {self._why()})")
         return "; ".join(out)
 
+    def uncertain_text(self) -> str:
+        """Why the verdict is UNCERTAIN, with the numbers; empty when it is not."""
+        if not self.uncertain:
+            return ""
+        r, p = self.usecase.requirement, self.prediction
+        inside = (
+            f"{r.time_text} lies within the ≈95 % interval on {_cores(r.cores)}, "
+            f"{format_duration(p.low_s)} – {format_duration(p.high_s)}"
+        )
+        if self.uncertain == ("time",):
+            return f"time ({inside}; at the central values {self._why()})"
+        fast, slow = self.cores_range
+        needed = "none suffices" if self.cores_needed is None else f"{self.cores_needed:,}"
+        return (
+            f"cores (needs {needed}, ≈95 %: {_range_end(fast)} – {_range_end(slow)}; "
+            f"has {r.cores:,}: {inside})"
+        )
+
     def _rows(self) -> list[tuple[str, str]]:
         r = self.usecase.requirement
         fast, slow = self.cores_range
         needed = "none suffices" if self.cores_needed is None else f"{self.cores_needed:,}"
         cores = f"{needed} (≈95 %: {_range_end(fast)} – {_range_end(slow)})"
-        verdict = self.verdict + (f": {self.binding_text()}" if self.binding else "")
         return [
-            ("verdict", verdict),
+            ("verdict", self.verdict_text),
             (f"time on {r.cores:,} cores", f"{self.prediction}; required ≤ {r.time_text}"),
             (f"cores for {r.time_text}", cores),
             ("memory", _memory_text(self.calibration.peak_memory, r.memory_per_core)),
@@ -259,7 +148,8 @@ class Plan:
         return f"{self.usecase.name}: plan\n{_table(self._rows())}"
 
     def _repr_html_(self) -> str:
-        return _html_table(f"{self.usecase.name}: plan", self._rows(), self.feasible)
+        good = None if self.verdict == "UNCERTAIN" else self.feasible
+        return _html_table(f"{self.usecase.name}: plan", self._rows(), good)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -275,6 +165,8 @@ class Plan:
             "memory_ok": self.memory_ok,
             "verdict": self.verdict,
             "binding": list(self.binding),
+            "uncertain": list(self.uncertain),
+            "verdict_text": self.verdict_text,
             "projection": self.projection,
         }
 
@@ -306,10 +198,14 @@ def plan(
 ) -> Plan:
     """Calibrate (unless a calibration is given) and say whether the requirement can be met.
 
-    NOT FEASIBLE names what binds: ``memory`` (peak memory per worker above the
-    memory per core), ``time`` (no number of cores meets Z: start-up alone
-    exceeds it, or scaling saturates first), ``cores`` (more than W needed).
-    Cores and workers are one to one: each worker runs one unit at a time.
+    FEASIBLE when the slow end of the ≈95 % interval on W cores meets Z and the
+    peak memory per worker fits the memory per core. NOT FEASIBLE names what
+    binds: ``memory``, ``time`` (no number of cores meets Z even at the fast end
+    of the interval: the start-up alone exceeds it, or scaling saturates
+    first), ``cores`` (the fast end on W cores misses Z: more are needed).
+    UNCERTAIN when Z lies inside the interval on W cores: ``cores``, or ``time``
+    when at the central values no number of cores meets Z. Cores and workers
+    are one to one: each worker runs one unit at a time.
 
     Raises
     ------
@@ -328,23 +224,26 @@ def plan(
         size = r.data_bytes or 0.0
         events = size / calibration.bytes_per_event_disk
     needed = model.cores_needed(events, r.time_s)
+    prediction = model.predict(events, r.cores)
+    fast, slow = model.cores_range(events, r.time_s)
     memory_ok = None if r.memory_per_core is None else calibration.peak_memory <= r.memory_per_core
     binding = ["memory"] if memory_ok is False else []
-    if needed is None or needed > r.cores:
-        binding.append("time" if needed is None else "cores")
+    uncertain: tuple[str, ...] = ()
+    if prediction.low_s > r.time_s:  # even the fast end of the interval misses Z
+        binding.append("time" if fast is None else "cores")
+    elif prediction.high_s > r.time_s:  # Z lies inside the interval
+        uncertain = ("time",) if needed is None else ("cores",)
     return Plan(
         usecase=usecase,
         calibration=calibration,
         events=events,
         data_bytes=size,
-        prediction=model.predict(events, r.cores),
+        prediction=prediction,
         cores_needed=needed,
-        cores_range=(
-            model.shifted(-INTERVAL_Z).cores_needed(events, r.time_s),
-            model.shifted(INTERVAL_Z).cores_needed(events, r.time_s),
-        ),
+        cores_range=(fast, slow),
         memory_ok=memory_ok,
         binding=tuple(binding),
+        uncertain=uncertain,
     )
 
 
@@ -372,13 +271,53 @@ class Validation:
 
     @property
     def model_accurate(self) -> bool:
-        """Whether the measured time lies within the prediction's stated (≈95 %) interval."""
-        return self.predicted.contains(self.measured_s)
+        """Whether the model passed this test: see :attr:`accuracy_problems`."""
+        return not self.accuracy_problems
+
+    @property
+    def accuracy_problems(self) -> tuple[str, ...]:
+        """Why the model is not accurate; empty when it is.
+
+        Three checks, all against the one stated uncertainty: the measured time
+        lies within the ≈95 % interval; the steady rate on these workers lies
+        within the interval of ``n · r · e(n)``; and the interval is no wider
+        than :data:`MAX_INTERVAL_WIDTH` (a wider one would contain almost anything).
+        """
+        m, p, model = self.measurement, self.predicted, self.plan.calibration.model
+        out = []
+        if not p.contains(m.wall_s):
+            out.append(
+                f"measured {format_duration(m.wall_s)} lies outside the ≈95 % interval "
+                f"({p.sigmas(m.wall_s):+.2f} σ)"
+            )
+        rate, low, high = model.predict_rate(m.workers)
+        if m.rate_hz > 0 and not low <= m.rate_hz <= high:
+            out.append(
+                f"steady rate {format_rate(m.rate_hz)} on {m.workers} workers outside the "
+                f"calibration's {format_rate(rate)} (≈95 %: {format_rate(low)} – "
+                f"{format_rate(high)})"
+            )
+        if p.relative_width > MAX_INTERVAL_WIDTH:
+            out.append(
+                f"the interval is too wide to test the model (±{50 * p.relative_width:.0f} %, "
+                f"more than ±{50 * MAX_INTERVAL_WIDTH:.0f} %)"
+            )
+        return tuple(out)
+
+    @property
+    def accuracy_text(self) -> str:
+        """``"yes"``, or ``"no: "`` and the problems."""
+        return "no: " + "; ".join(self.accuracy_problems) if self.accuracy_problems else "yes"
 
     @property
     def error_rel(self) -> float:
         """(measured − predicted) / predicted."""
         return self.measured_s / self.predicted.time_s - 1
+
+    @property
+    def deviation_text(self) -> str:
+        """``"+3.1 %, +0.42 σ"``: the error, relative and in the prediction's σ."""
+        return f"{100 * self.error_rel:+.1f} %, {self.predicted.sigmas(self.measured_s):+.2f} σ"
 
     @property
     def passed(self) -> bool:
@@ -400,9 +339,9 @@ class Validation:
         return [
             ("verdict", self.verdict + (f": {', '.join(self.binding)}" if self.binding else "")),
             ("ran", f"{m.events:,} events on {m.workers} workers ({100 * self.fraction:g} %)"),
-            ("measured", f"{format_duration(m.wall_s)} ({100 * self.error_rel:+.1f} % vs plan)"),
+            ("measured", f"{format_duration(m.wall_s)} ({self.deviation_text} vs plan)"),
             ("predicted", str(p)),
-            ("model accurate", "yes" if self.model_accurate else "no"),
+            ("model accurate", self.accuracy_text),
             (
                 f"{r.data_text} on {r.cores:,} cores",
                 f"{format_duration(self.extrapolated_s)} from this run; required ≤ {r.time_text}",
@@ -429,7 +368,9 @@ class Validation:
             "predicted": self.predicted.to_dict(),
             "measured_s": self.measured_s,
             "error_rel": self.error_rel,
+            "sigmas": self.predicted.sigmas(self.measured_s),
             "model_accurate": self.model_accurate,
+            "accuracy_problems": list(self.accuracy_problems),
             "rate_hz_per_core": self.rate_hz,
             "extrapolated_s": self.extrapolated_s,
             "verdict": self.verdict,
@@ -447,13 +388,14 @@ def validate(
 ) -> Validation:
     """Run the use case for real and compare with the plan and the requirement.
 
-    Runs the first ``usecase.fraction`` of the work units (round-robin across
-    files) on the testbed with ``usecase.validation_workers`` workers (default:
+    Runs the first ``usecase.fraction`` of the work units (file after
+    file) on the testbed with ``usecase.validation_workers`` workers (default:
     the testbed's size), in fresh worker processes; the prediction is made for
     exactly those events and units. PASS when every unit succeeded, the peak
     memory per worker fits the memory per core, and this run's rate and start-up,
     extrapolated to Y on W cores with the calibrated efficiency, meet Z. Whether
-    the measured time lies in the prediction's interval is reported apart
+    the model was accurate (the measured time and steady rate within their
+    intervals, the interval not too wide) is reported apart
     (:attr:`Validation.model_accurate`).
 
     Parameters
@@ -511,8 +453,8 @@ def _table(rows: Sequence[tuple[str, str]]) -> str:
     return "\n".join(f"  {k:>{width}}: {v}" for k, v in rows)
 
 
-def _html_table(title: str, rows: Sequence[tuple[str, str]], good: bool) -> str:
-    colour = "#070" if good else "#b00"
+def _html_table(title: str, rows: Sequence[tuple[str, str]], good: bool | None) -> str:
+    colour = "#a60" if good is None else "#070" if good else "#b00"  # None: uncertain
     body = "".join(
         f"<tr><th style='text-align:right'>{html.escape(k)}</th>"
         f"<td style='text-align:left'>{html.escape(v)}</td></tr>"

@@ -47,10 +47,16 @@ class UnitRecord:
 class Measurement:
     """One timed run of the analysis on ``workers`` workers.
 
-    ``rate_hz`` is the aggregate steady-state rate: per worker, the events of its
-    units after the first divided by the time from the end of its first unit to
-    the end of its last (gaps included); their mean times ``workers``. ``t0_s`` is
-    the rest of the wall time: ``wall_s − tail · events / rate_hz``.
+    A run has two phases. **Start-up**: until every worker has finished its first
+    unit (workers starting, imports, the compiled kernels loading, the first
+    unit's own work), and the 2n + 1 units queued at the start have finished
+    (they cannot prefetch columns); this is ``warmup_s``. **Steady state**: from
+    then until the first worker runs out of units, every worker warm and busy. ``rate_hz`` is
+    the aggregate event rate of the steady state (each unit's events spread over
+    its worker's time from the end of the previous unit to its own end, so the
+    gaps between units count); ``t0_s`` is all the rest of the wall time,
+    ``wall_s − tail · events / rate_hz``. A worker's first unit, or a unit that
+    ran while another worker was still starting, never enters the rate.
     """
 
     workers: int
@@ -61,11 +67,13 @@ class Measurement:
     bytes_read: int
     peak_memory: int
     rate_hz: float
-    rate_rel_err: float  # relative std of per-unit rates / √(units)
+    rate_rel_err: float  # relative std of the steady units' rates / √(steady units)
     t0_s: float
     first_unit_s: float  # from the start of the run to the start of its first unit
     dispatch_s: float  # mean idle time of a worker between two units
     timeline: tuple[UnitRecord, ...] = field(repr=False)
+    warmup_s: float = 0.0  # from the start of the run until every worker finished its first unit
+    steady_units: int = 0  # units (or parts of units) the steady rate was measured on
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -83,7 +91,7 @@ def tail_factor(units: int, workers: int) -> float:
 def measure(
     report: RunReport, workers: int, wall_s: float, started_at: float, chunk_size: int = 0
 ) -> Measurement:
-    """Steady rate, start-up and dispatch time of one run, from its per-unit records.
+    """Start-up, steady rate and dispatch time of one run, from its per-unit records.
 
     Parameters
     ----------
@@ -117,20 +125,27 @@ def measure(
     by_worker: dict[str, list[UnitRecord]] = {}
     for record in timeline:
         by_worker.setdefault(record.worker, []).append(record)
-    worker_rates: list[float] = []
-    unit_rates: list[float] = []
-    gaps: list[float] = []
-    for records in by_worker.values():
-        for previous, current in itertools.pairwise(records):
-            gaps.append(max(0.0, current.start_s - previous.end_s))
-            if current.seconds + gaps[-1] > 0:
-                unit_rates.append(current.events / (current.seconds + gaps[-1]))
-        span = records[-1].end_s - records[0].end_s
-        if len(records) > 1 and span > 0:
-            worker_rates.append(sum(r.events for r in records[1:]) / span)
-    if worker_rates:
-        rate = statistics.fmean(worker_rates) * workers
-    else:  # one unit per worker: no steady state seen
+    # Each unit after a worker's first, as (from the end of the previous unit, to its end, events).
+    spans = [
+        (previous.end_s, current.end_s, current.events)
+        for records in by_worker.values()
+        for previous, current in itertools.pairwise(records)
+    ]
+    gaps = [
+        max(0.0, current.start_s - previous.end_s)
+        for records in by_worker.values()
+        for previous, current in itertools.pairwise(records)
+    ]
+    warm = max((records[0].end_s for records in by_worker.values()), default=0.0)
+    queued = report.units[: _queued_at_start(workers)]  # report.units is in unit order
+    warm = max([warm, *(o.started_at - started_at + o.seconds for o in queued)])
+    busy_until = min((records[-1].end_s for records in by_worker.values()), default=0.0)
+    if len(by_worker) < workers:  # a worker never got a unit: no steady state with all of them
+        busy_until = warm
+    rate, unit_rates = _steady_rate(spans, warm, busy_until)
+    if not rate:  # no moment with every worker warm and busy: per worker, after its first unit
+        rate, unit_rates = _per_worker_rate(by_worker, workers)
+    if not rate:  # one unit per worker: no steady state seen at all
         busy = sum(r.seconds for r in timeline)
         rate = report.events_processed / busy * workers if busy > 0 else 0.0
     rel_err = 0.0
@@ -152,7 +167,53 @@ def measure(
         first_unit_s=timeline[0].start_s if timeline else 0.0,
         dispatch_s=statistics.fmean(gaps) if gaps else 0.0,
         timeline=timeline,
+        warmup_s=warm,
+        steady_units=len(unit_rates),
     )
+
+
+def _queued_at_start(workers: int) -> int:
+    """Units saetta's executors queue before the first result is back: 2n + 1.
+
+    Those cannot prefetch the columns that earlier units were seen to read (the
+    run learns them from finished units) and take ~15 % longer than the units
+    after them; in a long run they are a negligible share, in a calibration run a
+    large one, so they belong to the start-up.
+    """
+    return 2 * workers + 1
+
+
+def _steady_rate(
+    spans: list[tuple[float, float, int]], begin: float, end: float
+) -> tuple[float, list[float]]:
+    """Aggregate rate in ``[begin, end]``, each unit's events spread evenly over its span."""
+    if end - begin <= 0:
+        return 0.0, []
+    events = 0.0
+    rates = []
+    for start, stop, count in spans:
+        overlap = min(stop, end) - max(start, begin)
+        if overlap > 0 and stop > start:
+            events += count * overlap / (stop - start)
+            rates.append(count / (stop - start))
+    return events / (end - begin), rates
+
+
+def _per_worker_rate(
+    by_worker: dict[str, list[UnitRecord]], workers: int
+) -> tuple[float, list[float]]:
+    """Mean over workers of each one's rate after its first unit, times ``workers``."""
+    worker_rates, rates = [], []
+    for records in by_worker.values():
+        span = records[-1].end_s - records[0].end_s
+        if len(records) > 1 and span > 0:
+            worker_rates.append(sum(r.events for r in records[1:]) / span)
+            rates += [
+                current.events / (current.end_s - previous.end_s)
+                for previous, current in itertools.pairwise(records)
+                if current.end_s > previous.end_s
+            ]
+    return (statistics.fmean(worker_rates) * workers if worker_rates else 0.0), rates
 
 
 def histogram_fills(result: Mapping[str, Any]) -> float:

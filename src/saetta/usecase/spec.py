@@ -22,12 +22,24 @@ from saetta.usecase.quantities import (
     parse_duration,
 )
 
-__all__ = ["INTERVAL_Z", "Analysis", "Requirement", "UseCase", "open_dataset", "sample_dataset"]
+__all__ = [
+    "INTERVAL_Z",
+    "MAX_INTERVAL_WIDTH",
+    "Analysis",
+    "Requirement",
+    "UseCase",
+    "open_dataset",
+    "sample_dataset",
+]
 
 Analysis = Callable[[Any], Any]
 
 #: The stated prediction interval is ± this many standard deviations (about 95 %).
 INTERVAL_Z = 2.0
+
+#: The widest interval, (high − low) / predicted, with which ``validate`` may call
+#: the model accurate: ±25 %. A wider one would contain almost any measurement.
+MAX_INTERVAL_WIDTH = 0.5
 
 
 # --------------------------------------------------------------------------- the use case
@@ -271,21 +283,22 @@ def open_dataset(usecase: UseCase) -> Dataset:
 
 
 def sample_dataset(dataset: Dataset, units: int, chunk_size: int) -> Dataset:
-    """The first ``units`` work units of ``dataset``, taken round-robin across its files.
+    """The first ``units`` work units of ``dataset``, file after file (sorted by path).
 
-    Each file gives a prefix of its units, so the sample is a :class:`Dataset`
-    of truncated :class:`FileInfo` values (size scaled with the entries kept)
-    that cuts into exactly those units at ``chunk_size``.
+    Consecutive units of a file, as a real run reads them: a worker opens each
+    file once, so a sample of one unit from each of many files would time a file
+    opening with every unit (for a fast analysis, several times the unit's own
+    work). Each file gives a prefix of its units, so the sample is a
+    :class:`Dataset` of truncated :class:`FileInfo` values (size scaled with the
+    entries kept) that cuts into exactly those units at ``chunk_size``.
     """
     files = sorted(dataset.files, key=lambda f: (f.path, f.tree))
     per_file = [tuple(f.units(chunk_size)) for f in files]
-    taken = [0] * len(files)
-    remaining = min(units, sum(map(len, per_file)))
-    while remaining:
-        for i, file_units in enumerate(per_file):
-            if remaining and taken[i] < len(file_units):
-                taken[i] += 1
-                remaining -= 1
+    taken: list[int] = []
+    remaining = units
+    for file_units in per_file:
+        taken.append(min(remaining, len(file_units)))
+        remaining -= taken[-1]
     kept: list[FileInfo] = []
     for info, file_units, count in zip(files, per_file, taken, strict=True):
         if count:
