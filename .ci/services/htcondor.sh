@@ -168,9 +168,13 @@ do_install() {
   log "install complete ($((SECONDS - t0)) s)"
 }
 
+cpu_count() { env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc; }
+
 write_config() {
   local cpus mem
-  cpus=$(nproc)
+  # nproc obeys OMP_NUM_THREADS, which a Dask LocalCluster sets to 1 in its client's
+  # environment: a service started after one would get a single CPU.
+  cpus=$(cpu_count)
   mem=$(free -m | awk '/^Mem:/ {print int($2 * 0.9)}')
   local d
   # A clean state on every start (like slurmctld -c): jobs left in the queue by an earlier run
@@ -237,7 +241,7 @@ pool_ready() {
   local n
   n=$(as_pool condor_status -const 'State == "Unclaimed"' -af Cpus 2>/dev/null \
     | awk '{s += $1} END {print s + 0}')
-  [[ $n -ge $(nproc) ]] && as_pool condor_q -totals >/dev/null 2>&1
+  [[ $n -ge $(cpu_count) ]] && as_pool condor_q -totals >/dev/null 2>&1
 }
 
 do_start() {

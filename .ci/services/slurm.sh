@@ -79,9 +79,13 @@ running() {
     && alive "$DIR/slurmd.pid" slurmd >/dev/null
 }
 
+cpu_count() { env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc; }
+
 write_config() {
   local cpus mem
-  cpus=$(nproc)
+  # nproc obeys OMP_NUM_THREADS, which a Dask LocalCluster sets to 1 in its client's
+  # environment: a service started after one would get a single CPU.
+  cpus=$(cpu_count)
   # RealMemory a bit under the total so that slurmd never reports less than configured.
   mem=$(free -m | awk '/^Mem:/ {print int($2 * 0.95)}')
   mkdir -p "$DIR"/{state,log} "$DIR/spool/slurmd-$NODE"
