@@ -126,6 +126,8 @@ class SlurmEnv:
             "processes": 1,
             "memory": "1GB",
             "walltime": "00:10:00",
+            # Job output beside SLURM's state, not slurm-<id>.out in the working directory.
+            "log_directory": str(slurm_state_dir() / "job-logs"),
             # Loopback only, any free port: no "port 8787 in use" warning (an error in pytest).
             "scheduler_options": {"dashboard_address": "127.0.0.1:0"},
         }
