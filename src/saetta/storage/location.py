@@ -17,7 +17,7 @@ import glob
 import os
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import fsspec
@@ -105,13 +105,7 @@ def name_files(urls: Iterable[str], options: StorageOptions) -> tuple[list[str],
         names.append(name)
     if len(credentials) == len(options.credentials):
         return names, options
-    return names, _with_credentials(options, credentials)
-
-
-def _with_credentials(options: StorageOptions, credentials: Mapping[str, str]) -> StorageOptions:
-    from dataclasses import replace
-
-    return replace(options, credentials=dict(credentials))
+    return names, replace(options, credentials=credentials)
 
 
 def _filesystem(url: str, options: StorageOptions) -> tuple[Any, str]:
