@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -747,3 +748,36 @@ def test_did_you_mean_never_suggests_the_missing_name(data: Data, tmp_path: Path
     assert out.returncode == 1, out
     assert "no field named 'eta'" in out.stderr
     assert "did you mean 'eta'" not in out.stderr
+
+
+def test_the_printed_only_unit_command_reproduces_the_failure(data: Data, tmp_path: Path) -> None:
+    shutil.copy(data.root, tmp_path / "events.root")
+    (tmp_path / "picky.py").write_text(
+        "from saetta.analyses import adl\n\ndef analysis(events):\n"
+        "    if events.attrs['start'] == 1000:\n"
+        "        raise ValueError('entry 1000 is cursed')\n"
+        "    return adl.q1(events)\n"
+    )
+    failed = saetta_cmd(
+        "run", "picky.py:analysis", "events.root", "--chunk-size", "1000", cwd=tmp_path
+    )
+    assert failed.returncode == 1, failed
+    [hint] = [line for line in failed.stdout.splitlines() if "--only-unit" in line]
+    command = shlex.split(hint.split("reproduce a failed unit: ", 1)[1])
+    assert command[:2] == ["saetta", "run"]
+    again = saetta_cmd(*command[1:], cwd=tmp_path)
+    assert again.returncode == 1, again
+    assert "Traceback" in again.stderr  # the analysis' own traceback, on purpose
+    assert "ValueError: entry 1000 is cursed" in again.stderr
+    assert again.err_lines[-1].startswith("saetta: error: SaettaError: unit events.root[1000:2000]")
+    # Positive control: another unit of the same file runs and says so.
+    good = saetta_cmd(
+        "run",
+        "picky.py:analysis",
+        "events.root",
+        "--only-unit",
+        "events.root[0:1000]",
+        cwd=tmp_path,
+    )
+    assert good.returncode == 0, good
+    assert "unit events.root[0:1000]: ok, 1,000 events" in good.stdout

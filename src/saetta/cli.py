@@ -280,9 +280,8 @@ def _saved_command(run_dir: str) -> Mapping[str, Any]:
 
 def _only_unit(analysis: str, files: list[str], tree: str, unit_id: str) -> None:
     from saetta.analyses import load_analysis
-    from saetta.dataset import WorkUnit
+    from saetta.dataset import WorkUnit, file_key
     from saetta.execute.unit import run_unit
-    from saetta.storage import is_remote
 
     path, _, span = unit_id.rpartition("[")
     try:
@@ -291,8 +290,7 @@ def _only_unit(analysis: str, files: list[str], tree: str, unit_id: str) -> None
         msg = f"cannot read unit {unit_id!r}; write it as PATH[START:STOP]"
         raise SaettaError(msg) from None
     dataset = _dataset(files, tree)
-    wanted = path if is_remote(path) else os.path.abspath(path)
-    info = next((f for f in dataset.files if f.path == wanted), None)
+    info = next((f for f in dataset.files if file_key(f.path) == file_key(path)), None)
     if info is None:
         msg = f"unit {unit_id!r} is not in the given files"
         raise SaettaError(msg)
@@ -310,7 +308,6 @@ def _only_unit(analysis: str, files: list[str], tree: str, unit_id: str) -> None
 def _command(
     analysis: str,
     files: list[str],
-    dataset: Any,
     tree: str,
     executor: str,
     testbed: str | None,
@@ -333,7 +330,6 @@ def _command(
         "testbed": testbed,
         "outputs": [str(o.absolute()) for o in outputs],
         "plots": str(plots.absolute()) if plots else None,
-        "dataset_files": len(dataset.files),
     }
 
 
@@ -364,7 +360,7 @@ def _run_and_write(
     _check_outputs(outputs, plots)
     function = load_analysis(analysis)
     dataset = _dataset(files, tree, cache, cache_size)
-    command = _command(analysis, files, dataset, tree, executor, testbed, outputs, plots)
+    command = _command(analysis, files, tree, executor, testbed, outputs, plots)
     try:
         result = saetta.run(
             function,
@@ -453,7 +449,6 @@ def _check_outputs(outputs: tuple[Path, ...], plots: Path | None) -> None:
         if target.suffix.lower() not in {".root", ".json"}:
             msg = f"cannot write {target}: give a .root or .json output file"
             raise SaettaError(msg)
-
     if plots is not None and plots.suffix.lower() not in {".png", ".pdf", ".svg"}:
         msg = f"cannot draw into {plots}: give a .png, .pdf or .svg file"
         raise SaettaError(msg)
