@@ -10,8 +10,8 @@ import pytest
 import uproot
 
 import saetta
-from saetta.dataset import open_reader
 from saetta.events import UnitColumns, build_events
+from saetta.formats import open_reader
 
 
 class CountingReader:

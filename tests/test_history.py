@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from saetta import history, usecase_cli
+from saetta.cli.testbeds import testbeds as beds_group
 from saetta.errors import UseCaseError
+from saetta.usecase import history
 
 
 def _entry(**changes: object) -> history.HistoryEntry:
@@ -91,14 +92,14 @@ def test_testbeds_history_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     path = tmp_path / "history.sqlite"
     monkeypatch.setenv("SAETTA_HISTORY", str(path))
     runner = CliRunner()
-    empty = runner.invoke(usecase_cli.testbeds_history, ["local"])
+    empty = runner.invoke(beds_group, ["history", "local"])
     assert empty.exit_code == 0
     assert "no calibration or validation recorded for testbed 'local'" in empty.output
     history.record(_entry(), path)
     history.record(_entry(rate_hz=1.1e6, date="2026-02-01T00:00:00+00:00"), path)
-    shown = runner.invoke(usecase_cli.testbeds_history, ["local"])
+    shown = runner.invoke(beds_group, ["history", "local"])
     assert shown.exit_code == 0
     assert f"testbed 'local': 2 entries in {path}" in shown.output
     assert "+10.0%" in shown.output
-    as_json = runner.invoke(usecase_cli.testbeds_history, ["local", "--json"])
+    as_json = runner.invoke(beds_group, ["history", "local", "--json"])
     assert [e["rate_hz"] for e in json.loads(as_json.output)] == [1.0e6, 1.1e6]

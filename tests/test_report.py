@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from saetta import report
 from saetta import usecase as uc
+from saetta.usecase import report
 
 CHROMIUM_FLAGS = [
     "--headless",

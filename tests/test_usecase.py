@@ -25,7 +25,7 @@ import saetta
 from saetta import usecase as uc
 from saetta.analyses import adl
 from saetta.datagen import generate_nanoaod
-from saetta.errors import UseCaseError
+from saetta.errors import QuantityError, UseCaseError
 from saetta.execute.outcome import RunReport, UnitOutcome
 from saetta.usecase import (
     Calibration,
@@ -186,7 +186,7 @@ def test_too_little_memory_is_caught(validation: uc.Validation, big_file: Path) 
 
 
 def test_reports_of_a_real_validation(validation: uc.Validation, tmp_path: Path) -> None:
-    from saetta import report
+    from saetta.usecase import report
 
     paths = report.write(validation, tmp_path)
     document = json.loads(paths["json"].read_text())
@@ -339,7 +339,7 @@ def test_parse_data_tells_sizes_from_events() -> None:
     ],
 )
 def test_malformed_quantities_name_the_field(function: object, value: object) -> None:
-    with pytest.raises(UseCaseError, match=r"^requirement\.x: cannot read"):
+    with pytest.raises(QuantityError, match=r"^requirement\.x: cannot read"):
         function(value, "requirement.x")  # type: ignore[operator]
 
 
@@ -545,7 +545,7 @@ def test_model_uncertainty_adds_terms_in_quadrature() -> None:
 def test_interval_and_sigma_are_one_uncertainty() -> None:
     """The "N σ" of every report is the distance to the prediction over the interval's
     half-width / INTERVAL_Z on that side: ±2.00 σ exactly at the ends."""
-    from saetta import report
+    from saetta.usecase import report
 
     model = _model(rate_rel_err=0.04, alpha=0.05, alpha_err=0.03, t0_err=0.1)
     predicted = model.predict(1.6e6, 2, 16)

@@ -1,11 +1,11 @@
 """saetta: columnar analysis of fundamental-physics event data, from a laptop to a batch system.
 
-The data flow, one module per stage::
+The data flow, one folder or module per stage (see the README's Layout)::
 
-    storage.py   ->  dataset.py  ->  formats/  ->  events.py, kernels.py
-    (files)          (work units)    (readers)     (lazy NanoAOD view, numba loops)
-    ->  accumulate.py  ->  execute/           ->  output.py
-        (merging)          (run, executors)       (ROOT / JSON files)
+    storage/  ->  formats/   ->  dataset.py    ->  events.py, kernels.py
+    (bytes)       (readers)      (work units)      (lazy NanoAOD view, numba loops)
+    ->  accumulate.py  ->  execute/                 ->  usecase/          ->  output/
+        (merging)          (run, executors, journal)    (plan, validate)      (ROOT / JSON files)
 
 Examples
 --------
@@ -18,7 +18,7 @@ Examples
 from __future__ import annotations
 
 from saetta._version import __version__
-from saetta.dataset import Dataset, FileInfo, WorkUnit, available_formats
+from saetta.dataset import Dataset, FileInfo, WorkUnit
 from saetta.errors import (
     AnalysisError,
     DatasetError,
@@ -32,6 +32,7 @@ from saetta.errors import (
     UseCaseError,
 )
 from saetta.execute import Failure, LocalExecutor, Result, RunReport, available_executors, run
+from saetta.formats import available_formats
 from saetta.output import save
 from saetta.usecase import Calibration, Plan, Requirement, UseCase, Validation
 

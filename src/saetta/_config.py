@@ -9,7 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["DEFAULT_CACHE_SIZE", "cache_home", "config_home", "data_cache_dir", "runs_dir"]
+__all__ = [
+    "DEFAULT_CACHE_SIZE",
+    "cache_home",
+    "config_home",
+    "data_cache_dir",
+    "data_home",
+    "runs_dir",
+]
 
 #: Upper bound of the data cache tier when none is given.
 DEFAULT_CACHE_SIZE = "50GB"
@@ -23,6 +30,11 @@ def cache_home() -> Path:
 def config_home() -> Path:
     """``$XDG_CONFIG_HOME/saetta`` (default ``~/.config/saetta``)."""
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "saetta"
+
+
+def data_home() -> Path:
+    """``$XDG_DATA_HOME/saetta`` (default ``~/.local/share/saetta``)."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "saetta"
 
 
 def runs_dir() -> Path:

@@ -11,6 +11,16 @@ The physics is a cartoon, but with the right shapes: falling jet and MET spectra
 Z→μμ (~10 %) and Z→ee (~5 %) decays with exact relativistic kinematics, soft
 background leptons (some inside jets), so that selections, invariant masses and
 jet–lepton cleaning all have something to find.
+
+``genWeight`` is ±1 (5 % negative, as from an NLO generator) by default; with
+``weights="lognormal"`` its magnitudes are log-normal instead (median 1, σ of the
+log 1), with the same signs and every other branch unchanged, so that weighted
+sums (the variances of a weighted histogram, weights times scale factors) depend
+on the order they are added in, as they do in real samples.
+
+One module, longer than most: the event model (each collection's generator)
+and the two writers share the branch table, and a reader sees the whole
+sample's definition in one place.
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+
+from saetta.storage import atomic_path
 
 __all__ = ["generate_nanoaod"]
 
@@ -62,6 +74,9 @@ _JET_ETA_MAX, _LEPTON_ETA_MAX = 4.7, 2.5
 _EVENTS_PER_LUMI = 1000
 # Largest float32 strictly below pi: keeps phi in [-pi, pi) after the cast to float32.
 _PI32 = np.nextafter(np.float32(np.pi), np.float32(0))
+_NEGATIVE_WEIGHTS = 0.05
+_WEIGHT_SIGMA = 1.0  # of log|genWeight| with weights="lognormal"
+_WEIGHTS = ("unit", "lognormal")
 
 FloatArray = npt.NDArray[np.float64]
 Collection = tuple[npt.NDArray[np.int64], dict[str, npt.NDArray[Any]]]  # counts, flat fields
@@ -206,7 +221,21 @@ def _leptons(
     return _assemble(n, all_owner[accepted], {k: v[accepted] for k, v in fields.items()})
 
 
-def _generate_chunk(seed: int, index: int, first_event: int, n: int) -> _Chunk:
+def _gen_weights(
+    rng: np.random.Generator, seed: int, index: int, n: int, weights: str
+) -> npt.NDArray[np.float32]:
+    """Signs from the chunk's ``rng``; log-normal magnitudes from a stream of their own,
+    ``rng([seed, index, 1])``, so that they change nothing else in the chunk."""
+    sign = np.where(rng.random(n) < _NEGATIVE_WEIGHTS, -1.0, 1.0)
+    if weights == "lognormal":
+        magnitude = np.random.default_rng([seed, index, 1]).lognormal(0.0, _WEIGHT_SIGMA, n)
+        sign = sign * magnitude
+    return sign.astype(np.float32)
+
+
+def _generate_chunk(
+    seed: int, index: int, first_event: int, n: int, weights: str = "unit"
+) -> _Chunk:
     """Generate events ``first_event .. first_event + n - 1`` from ``rng([seed, index])``."""
     rng = np.random.default_rng([seed, index])
     number = np.arange(first_event, first_event + n, dtype=np.uint64)
@@ -230,7 +259,7 @@ def _generate_chunk(seed: int, index: int, first_event: int, n: int) -> _Chunk:
         "run": np.ones(n, np.uint32),
         "luminosityBlock": (1 + number // _EVENTS_PER_LUMI).astype(np.uint32),
         "event": number + 1,
-        "genWeight": np.where(rng.random(n) < 0.05, -1.0, 1.0).astype(np.float32),
+        "genWeight": _gen_weights(rng, seed, index, n, weights),
         "MET_pt": met.astype(np.float32),
         "MET_phi": _phi32(rng.uniform(-np.pi, np.pi, size=n)),
         "MET_sumEt": (jet_ht + 15.0 * npvs + rng.gamma(3.0, 60.0, size=n)).astype(np.float32),
@@ -239,9 +268,9 @@ def _generate_chunk(seed: int, index: int, first_event: int, n: int) -> _Chunk:
     return _Chunk(scalars, {"Jet": jets, "Muon": muons, "Electron": electrons})
 
 
-def _chunks(events: int, seed: int, chunk_events: int) -> Iterator[_Chunk]:
+def _chunks(events: int, seed: int, chunk_events: int, weights: str) -> Iterator[_Chunk]:
     for index, start in enumerate(range(0, events, chunk_events)):
-        yield _generate_chunk(seed, index, start, min(chunk_events, events - start))
+        yield _generate_chunk(seed, index, start, min(chunk_events, events - start), weights)
 
 
 # --------------------------------------------------------------------------- writers
@@ -362,6 +391,7 @@ def generate_nanoaod(
     compression: str = "zlib:1",
     chunk_events: int = 50_000,
     tree: str = "Events",
+    weights: Literal["unit", "lognormal"] = "unit",
 ) -> pathlib.Path:
     """Write a synthetic NanoAOD-like event file.
 
@@ -388,6 +418,11 @@ def generate_nanoaod(
         one row group in Parquet. Peak memory scales with it, not with ``events``.
     tree
         Name of the ROOT tree (ignored for Parquet).
+    weights
+        ``genWeight``: ``"unit"``, ±1 (5 % negative); or ``"lognormal"``, the same signs
+        times log-normal magnitudes (median 1, σ of the log 1), whose squares do not sum
+        exactly, so a merge in another order gives other bits. Every other branch is the
+        same either way.
 
     Returns
     -------
@@ -398,7 +433,7 @@ def generate_nanoaod(
     ------
     ValueError
         For a negative ``events``, a non-positive ``chunk_events``, an unknown format
-        or suffix, or an unknown compression.
+        or suffix, an unknown compression, or unknown ``weights``.
     """
     out = pathlib.Path(path)
     if isinstance(events, bool) or not isinstance(events, int | np.integer) or events < 0:
@@ -419,18 +454,15 @@ def generate_nanoaod(
             )
     if fmt not in ("root", "parquet"):
         raise ValueError(f"unknown format {fmt!r}: expected 'root' or 'parquet'")
+    if weights not in _WEIGHTS:
+        raise ValueError(f"unknown weights {weights!r}: expected 'unit' or 'lognormal'")
     # Validate the codec before any work or file creation.
     (_root_compression if fmt == "root" else _parquet_compression)(compression)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    chunks = _chunks(int(events), seed, int(chunk_events))
-    try:
+    chunks = _chunks(int(events), seed, int(chunk_events), weights)
+    with atomic_path(out) as tmp:
         if fmt == "root":
             _write_root(tmp, chunks, compression, tree)
         else:
             _write_parquet(tmp, chunks, compression, int(chunk_events))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out

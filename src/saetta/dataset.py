@@ -1,186 +1,49 @@
-"""Stage: dataset (layer 2) — which events exist, and how they split into work units.
+"""Stage: dataset (layer 3) — which events exist, and how they split into work units.
 
 A :class:`Dataset` is a tuple of :class:`FileInfo` read once from each file's
-metadata; :meth:`Dataset.units` cuts it into :class:`WorkUnit` values, one task
-each. Format readers are found by name (``_FORMATS``) and imported on first use,
-so this module depends on no reader.
+metadata (by the reader of its format, :mod:`saetta.formats`);
+:meth:`Dataset.units` cuts it into :class:`WorkUnit` values, one task each.
+Named datasets come from the catalog (:mod:`saetta.catalog`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import itertools
 import os
-import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from saetta._config import DEFAULT_CACHE_SIZE, config_home
+from saetta._config import DEFAULT_CACHE_SIZE
 from saetta.errors import DatasetError, SaettaWarning
+from saetta.formats import format_of
+from saetta.formats.pool import shared_reader
+from saetta.quantities import parse_bytes
 from saetta.storage import (
     StorageOptions,
     expand,
-    file_identity,
     file_size,
     is_remote,
     name_files,
-    parse_size,
 )
 
 if TYPE_CHECKING:
-    from saetta._typing import Column, Reader
+    from saetta._typing import Column
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "Dataset",
     "FileInfo",
     "WorkUnit",
-    "available_formats",
     "file_key",
-    "find_catalog",
-    "forget_reader",
-    "open_reader",
-    "shared_reader",
 ]
 
 #: Entries per work unit when none is given. Measured on the ADL queries over a
 #: 2M-event file (see the README): past ~100k the per-unit overhead is < 2 %.
 DEFAULT_CHUNK_SIZE = 250_000
-
-_FORMATS = {
-    "root": "saetta.formats.root:RootReader",
-    "parquet": "saetta.formats.parquet:ParquetReader",
-}
-_SUFFIXES = {".root": "root", ".parquet": "parquet", ".parq": "parquet", ".pq": "parquet"}
-
-
-def available_formats() -> list[str]:
-    """Names of the file formats saetta can read."""
-    return sorted(_FORMATS)
-
-
-def find_catalog() -> Path | None:
-    """The dataset catalog: ``$SAETTA_CATALOG``, ``./datasets.yaml``, or
-    ``$XDG_CONFIG_HOME/saetta/datasets.yaml``; the first that exists.
-
-    Raises
-    ------
-    DatasetError
-        ``$SAETTA_CATALOG`` names a file that does not exist.
-    """
-    named = os.environ.get("SAETTA_CATALOG")
-    if named:
-        if not Path(named).is_file():
-            msg = f"SAETTA_CATALOG names {named}, which is not a file"
-            raise DatasetError(msg, path=named)
-        return Path(named)
-    candidates = [Path("datasets.yaml"), config_home() / "datasets.yaml"]
-    return next((p for p in candidates if p.is_file()), None)
-
-
-def format_of(path: str) -> str:
-    """The format name for a file path, from its suffix."""
-    name = path.split("?", 1)[0] if is_remote(path) else path
-    suffix = os.path.splitext(name)[1].lower()
-    try:
-        return _SUFFIXES[suffix]
-    except KeyError:
-        known = ", ".join(sorted(_SUFFIXES))
-        msg = f"cannot tell the format of {path} from its suffix (known: {known}); pass format="
-        raise DatasetError(msg, path=path) from None
-
-
-def open_reader(
-    path: str,
-    tree: str = "Events",
-    format: str | None = None,
-    storage: StorageOptions | None = None,
-) -> Reader:
-    """Open one file (path or URL) with the reader for its format."""
-    name = format or format_of(path)
-    try:
-        target = _FORMATS[name]
-    except KeyError:
-        msg = f"unknown format {name!r}; available: {', '.join(available_formats())}"
-        raise DatasetError(msg, path=path) from None
-    module, _, cls = target.partition(":")
-    reader_cls = getattr(importlib.import_module(module), cls)
-    reader: Reader = reader_cls(path, tree, storage)
-    return reader
-
-
-class _OpenReaders:
-    """The readers this process has open, least recently used first.
-
-    Opening a file and parsing its tree metadata costs milliseconds (much more for
-    real NanoAOD, with a thousand branches), so the dataset scan and every unit
-    of the same file in this process share one reader. Keyed by the file's size
-    and mtime too: a file rewritten in place is opened afresh, never served stale.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._readers: OrderedDict[tuple[object, ...], Reader] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(
-        self,
-        path: str,
-        tree: str,
-        format: str,
-        storage: StorageOptions,
-        identity: tuple[int, str] | None = None,
-    ) -> Reader:
-        identity = identity or file_identity(path, storage)
-        key = (path, tree, format, identity, storage.cache_dir)
-        with self._lock:
-            reader = self._readers.pop(key, None)
-        if reader is None:
-            reader = open_reader(path, tree, format, storage)
-        with self._lock:
-            self._readers[key] = reader
-            while len(self._readers) > self._capacity:
-                _, old = self._readers.popitem(last=False)
-                old.close()
-        return reader
-
-    def forget(self, path: str) -> None:
-        with self._lock:
-            stale = [key for key in self._readers if key[0] == path]
-            readers = [self._readers.pop(key) for key in stale]
-        for reader in readers:
-            with contextlib.suppress(OSError):  # the connection may be dead already
-                reader.close()
-
-
-_OPEN_READERS = _OpenReaders(capacity=16)
-
-
-def forget_reader(path: str) -> None:
-    """Close and drop this process's readers of ``path`` (to reconnect after an error)."""
-    _OPEN_READERS.forget(path)
-
-
-def shared_reader(
-    path: str,
-    tree: str = "Events",
-    format: str | None = None,
-    storage: StorageOptions | None = None,
-    identity: tuple[int, str] | None = None,
-) -> Reader:
-    """This process's open reader for a file (see :class:`_OpenReaders`); pass the file's
-    ``identity`` if it is known, to save a stat (a round trip for a remote file)."""
-    return _OPEN_READERS.get(
-        path, tree, format or format_of(path), storage or StorageOptions(), identity
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,27 +86,6 @@ class FileInfo:
     columns: tuple[Column, ...] = field(repr=False)
     boundaries: tuple[int, ...] = field(repr=False)
 
-    @classmethod
-    def scan(
-        cls,
-        path: str,
-        tree: str = "Events",
-        format: str | None = None,
-        storage: StorageOptions | None = None,
-    ) -> FileInfo:
-        """Read a file's metadata: entries, columns, natural split points."""
-        name = format or format_of(path)
-        reader = shared_reader(path, tree, name, storage)
-        return cls(
-            path=path,
-            tree=tree,
-            format=name,
-            num_entries=reader.num_entries,
-            size_bytes=file_size(path, storage),
-            columns=tuple(reader.columns.values()),
-            boundaries=tuple(reader.boundaries),
-        )
-
     @property
     def largest_cluster(self) -> int:
         """Entries of the largest stretch between two natural split points (clusters)."""
@@ -255,6 +97,21 @@ class FileInfo:
         where they allow it."""
         for start, stop in _split(self.boundaries, self.num_entries, chunk_size):
             yield WorkUnit(self.path, self.tree, start, stop, self.format)
+
+
+def _scan(path: str, tree: str, format: str | None, storage: StorageOptions) -> FileInfo:
+    """Read a file's metadata once: entries, columns, natural split points."""
+    name = format or format_of(path)
+    reader = shared_reader(path, tree, name, storage)
+    return FileInfo(
+        path=path,
+        tree=tree,
+        format=name,
+        num_entries=reader.num_entries,
+        size_bytes=file_size(path, storage),
+        columns=tuple(reader.columns.values()),
+        boundaries=tuple(reader.boundaries),
+    )
 
 
 def file_key(path: str) -> str:
@@ -285,40 +142,6 @@ def _distinct(names: Sequence[str]) -> list[str]:
         seen[key] = name
         out.append(name)
     return out
-
-
-_CATALOG_KEYS = frozenset({"files", "tree", "format", "storage_options", "description"})
-
-
-def _catalog_entry(name: str, entry: object, source: str) -> dict[str, Any]:
-    """One dataset of a catalog, checked: ``files`` (a pattern or a list of them),
-    ``tree``, ``format``, ``storage_options`` (protocol -> options)."""
-
-    def wrong(what: str) -> DatasetError:
-        return DatasetError(f"dataset {name!r} in {source}: {what}", path=source)
-
-    if not isinstance(entry, Mapping):
-        raise wrong(f"must be a mapping with 'files: [...]', not a {type(entry).__name__}")
-    unknown = sorted(str(k) for k in entry if k not in _CATALOG_KEYS)
-    if unknown:
-        raise wrong(f"unknown key {unknown[0]!r}; known: {', '.join(sorted(_CATALOG_KEYS))}")
-    files = entry.get("files")
-    if isinstance(files, str):
-        files = [files]
-    if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
-        raise wrong("'files' must be a path, URL or glob, or a non-empty list of them")
-    tree = entry.get("tree", "Events")
-    if not isinstance(tree, str) or not tree:
-        raise wrong(f"'tree' must be a name, not {tree!r}")
-    format = entry.get("format")
-    if format is not None and format not in _FORMATS:
-        raise wrong(f"'format' must be one of {', '.join(available_formats())}, not {format!r}")
-    options = entry.get("storage_options") or {}
-    if not isinstance(options, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, Mapping) for k, v in options.items()
-    ):
-        raise wrong("'storage_options' must map a protocol to its options, e.g. {s3: {...}}")
-    return {"files": files, "tree": tree, "format": format, "storage_options": options}
 
 
 def _split(
@@ -402,7 +225,7 @@ class Dataset:
         storage = StorageOptions(
             protocol_options=dict(storage_options or {}),
             cache_dir=os.fspath(cache) if cache is not None else None,
-            cache_bytes=parse_size(cache_size),
+            cache_bytes=int(parse_bytes(cache_size, "cache size", plain_number=True)),
         )
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
@@ -412,10 +235,10 @@ class Dataset:
             msg = "the dataset has no files"
             raise DatasetError(msg)
         if len(files) == 1:
-            infos = [FileInfo.scan(files[0], tree, format, storage)]
+            infos = [_scan(files[0], tree, format, storage)]
         else:
             with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
-                infos = list(pool.map(lambda p: FileInfo.scan(p, tree, format, storage), files))
+                infos = list(pool.map(lambda p: _scan(p, tree, format, storage), files))
         return cls(tuple(infos), name, storage)
 
     @classmethod
@@ -427,31 +250,10 @@ class Dataset:
         cache: str | os.PathLike[str] | None = None,
         cache_size: int | str = DEFAULT_CACHE_SIZE,
     ) -> Dataset:
-        """Open the dataset ``name`` of a catalog file (see :func:`find_catalog`).
+        """Open the dataset ``name`` of a catalog file (see :mod:`saetta.catalog`)."""
+        from saetta.catalog import catalog_entry
 
-        A catalog is YAML: ``name: {files: [url or glob, ...], tree: Events,
-        storage_options: {s3: {...}}}``.
-        """
-        path = Path(catalog) if catalog is not None else find_catalog()
-        if path is None:
-            msg = (
-                f"no dataset catalog found for @{name}: create datasets.yaml or set SAETTA_CATALOG"
-            )
-            raise DatasetError(msg)
-        try:
-            document = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-            reason = " ".join(str(exc).split())[:200]
-            msg = f"cannot read dataset catalog {path}: {reason}"
-            raise DatasetError(msg, path=str(path)) from exc
-        if not isinstance(document, Mapping):
-            msg = f"dataset catalog {path} must map names to datasets, not be a {type(document).__name__}"
-            raise DatasetError(msg, path=str(path))
-        if name not in document:
-            known = ", ".join(sorted(str(k) for k in document))
-            msg = f"no dataset {name!r} in {path}; it has: {known or 'nothing'}"
-            raise DatasetError(msg, path=str(path))
-        entry = _catalog_entry(name, document[name], str(path))
+        entry = catalog_entry(name, catalog)
         return cls.open(
             entry["files"],
             entry["tree"],

@@ -11,7 +11,10 @@
     ├── UnitError           a work unit failed                            .unit (__cause__)
     ├── JournalError        a run directory cannot be used or resumed     .path
     ├── ExecutorError       unknown executor, missing extra               .name
-    └── UseCaseError        infeasible or malformed requirement
+    ├── UseCaseError        infeasible or malformed requirement
+    └── QuantityError       a size, duration or count that cannot be read (also ValueError)
+
+    Interrupted (a KeyboardInterrupt): Ctrl-C or SIGTERM stopped a run     .run_dir
 
     SaettaWarning (a UserWarning): something saetta corrected, such as a file given twice
 
@@ -30,8 +33,10 @@ __all__ = [
     "DatasetError",
     "ExecutorError",
     "FormatError",
+    "Interrupted",
     "JournalError",
     "MissingBranchError",
+    "QuantityError",
     "SaettaError",
     "SaettaWarning",
     "StorageError",
@@ -131,6 +136,18 @@ class ExecutorError(SaettaError):
 
 class UseCaseError(SaettaError):
     """A use-case requirement is malformed or cannot be met."""
+
+
+class QuantityError(SaettaError, ValueError):
+    """A size, duration or count cannot be read; the message names the field."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run; the finished units are kept in ``run_dir``."""
+
+    def __init__(self, run_dir: Any) -> None:
+        super().__init__(f"interrupted; finished units are kept in {run_dir}")
+        self.run_dir = run_dir
 
 
 class SaettaWarning(UserWarning):

@@ -29,10 +29,16 @@ import vector
 
 from saetta._typing import Column, Jagged, Reader
 from saetta.errors import FormatError
+from saetta.storage import redact
 
 __all__ = ["NanoLayout", "UnitColumns", "build_events"]
 
 _BEHAVIOR: dict[Any, Any] = dict(vector.backends.awkward.behavior)
+# Field names vector reads as coordinates, other than pt and phi.
+_COORDINATES = frozenset(
+    {"x", "y", "z", "t", "rho", "eta", "theta", "tau", "px", "py", "pz"}
+    | {"E", "e", "energy", "M", "m", "mass"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +166,11 @@ def build_events(cache: UnitColumns, *, attrs: Mapping[str, Any] | None = None) 
 
 def _record_parameters(name: str, fields: Sequence[str]) -> dict[str, Any]:
     have = set(fields)
-    if {"pt", "eta", "phi", "mass"} <= have:
+    # vector refuses a record with a coordinate beyond the ones it is built on (a Jet
+    # with pt, phi and mass but no eta, as a damaged file may give): leave it plain.
+    if {"pt", "eta", "phi", "mass"} <= have and not have & (_COORDINATES - {"eta", "mass"}):
         return {"__record__": "Momentum4D", "collection": name}
-    if {"pt", "phi"} <= have and "eta" not in have:
+    if {"pt", "phi"} <= have and not have & _COORDINATES:
         return {"__record__": "Momentum2D", "collection": name}
     return {"collection": name}
 
@@ -170,7 +178,10 @@ def _record_parameters(name: str, fields: Sequence[str]) -> dict[str, Any]:
 def _flat(cache: UnitColumns, name: str, dtype: str, length: int) -> np.ndarray:
     values = np.asarray(cache.get(name), dtype=dtype)
     if len(values) != length:
-        msg = f"{name} has {len(values)} entries in [{cache.start}:{cache.stop}], expected {length}"
+        msg = (
+            f"{name} has {len(values)} entries in [{cache.start}:{cache.stop}] "
+            f"of {redact(cache.reader.path)}, expected {length}"
+        )
         raise FormatError(msg, path=cache.reader.path, tree=cache.reader.tree)
     return values
 
@@ -179,6 +190,15 @@ def _offsets(cache: UnitColumns, counter: str) -> np.ndarray:
     key = f"{counter}.offsets"
     if key not in cache.loaded:
         counts = np.asarray(cache.get(counter))
+        length = cache.stop - cache.start
+        # A damaged counter: offsets that shrink would send compiled kernels out of bounds.
+        if len(counts) != length or (length and counts.min() < 0):
+            what = f"{len(counts)} entries" if len(counts) != length else "a negative count"
+            msg = (
+                f"{counter} has {what} in [{cache.start}:{cache.stop}] "
+                f"of {redact(cache.reader.path)}, expected {length} counts of 0 or more"
+            )
+            raise FormatError(msg, path=cache.reader.path, tree=cache.reader.tree)
         fresh = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=fresh[1:])
         cache.loaded[key] = fresh
@@ -193,7 +213,7 @@ def _content(cache: UnitColumns, column: Column, counter: str) -> np.ndarray:
     if len(values) != expected:
         msg = (
             f"{column.name} holds {len(values)} values in [{cache.start}:{cache.stop}] "
-            f"but {counter} counts {expected}"
+            f"of {redact(cache.reader.path)} but {counter} counts {expected}"
         )
         raise FormatError(msg, path=cache.reader.path, tree=cache.reader.tree)
     return np.asarray(values, dtype=column.dtype)

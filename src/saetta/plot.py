@@ -18,7 +18,7 @@ import boost_histogram as bh
 import numpy as np
 
 from saetta.errors import SaettaError
-from saetta.output import _flatten, _is_category
+from saetta.output.walk import flatten, is_category
 from saetta.storage import atomic_path
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def plot_histograms(results: Mapping[str, Any], *, columns: int = 3) -> Figure:
     import matplotlib.pyplot as plt
     import mplhep
 
-    hists = [(k, v) for k, v in _flatten(results) if isinstance(v, bh.Histogram)]
+    hists = [(k, v) for k, v in flatten(results) if isinstance(v, bh.Histogram)]
     if not hists:
         msg = "no histograms to plot in the result"
         raise SaettaError(msg)
@@ -91,7 +91,7 @@ def save_plots(results: Mapping[str, Any], path: str | os.PathLike[str]) -> Path
     Returns
     -------
     Path
-        The file written.
+        The image file.
 
     Raises
     ------
@@ -112,12 +112,8 @@ def save_plots(results: Mapping[str, Any], path: str | os.PathLike[str]) -> Path
         raise SaettaError(msg)
     fig = plot_histograms(results)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as temporary:
             fig.savefig(temporary, format=kind, dpi=_DPI)
-    except OSError as exc:
-        msg = f"cannot write {target}: {exc.strerror or exc}"
-        raise SaettaError(msg) from exc
     finally:
         plt.close(fig)
     return target
@@ -168,14 +164,14 @@ def _label(axis: Any, fallback: str) -> str:
 
 
 def _edges(axis: Any) -> np.ndarray:
-    if _is_category(axis):
+    if is_category(axis):
         return np.arange(len(axis) + 1, dtype=np.float64)
     return np.asarray(axis.edges, dtype=np.float64)
 
 
 def _ticks(ax: Axes, which: str, axis: Any) -> None:
     """Category names under their bins; a log scale for a log-binned axis."""
-    if _is_category(axis):
+    if is_category(axis):
         from matplotlib.ticker import NullLocator
 
         names = [str(c) for c in axis]

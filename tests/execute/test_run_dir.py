@@ -17,7 +17,8 @@ from conftest import flow_values
 
 import saetta
 from saetta.analyses import adl
-from saetta.execute.journal import Journal, list_runs, remove_run
+from saetta.execute.journal import Journal, remove_run
+from saetta.execute.rundirs import list_runs
 
 SAETTA = str(Path(sys.executable).with_name("saetta"))
 

@@ -66,7 +66,7 @@ def test_processes_share_the_cache(tmp_path: Path, small_files: list[Path]) -> N
 
 
 def test_eviction_keeps_the_bound(tmp_path: Path, sample_root: Path) -> None:
-    from saetta.dataset import open_reader
+    from saetta.formats import open_reader
     from saetta.formats.column_cache import CachedReader
     from saetta.storage import file_identity
 

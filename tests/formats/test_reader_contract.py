@@ -11,7 +11,7 @@ import pytest
 import saetta
 from saetta._typing import Jagged
 from saetta.analyses import adl
-from saetta.dataset import available_formats, open_reader
+from saetta.formats import available_formats, open_reader
 
 
 @pytest.fixture(params=[*available_formats(), "rntuple"])

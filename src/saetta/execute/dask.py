@@ -11,18 +11,18 @@ Needs the ``dask`` extra: ``pip install 'saetta[dask]'``.
 
 from __future__ import annotations
 
-import importlib.metadata
 import socket
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from saetta.dataset import WorkUnit
 from saetta.errors import ExecutorError
-from saetta.execute.merge import MergeTree, Partial, combine
+from saetta.execute.merge import Partial, combine
 from saetta.execute.outcome import Failure, UnitOutcome
+from saetta.execute.placement import Job, parse_workers
 from saetta.execute.unit import UnitOptions, pickle_analysis, run_unit
 
 try:
@@ -33,7 +33,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     msg = "executor 'dask' needs dask.distributed: pip install 'saetta[dask]'"
     raise ExecutorError(msg, name="dask") from exc
 
-__all__ = ["DaskPlacement", "check_environment", "connect", "drive"]
+__all__ = ["DaskPlacement", "check_environment", "connect", "drive", "versions"]
 
 _ATTEMPTS = 3
 
@@ -53,14 +53,7 @@ class DaskPlacement:
     def workers(self) -> int:
         return max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
 
-    def drive(
-        self,
-        analysis: Any,
-        units: tuple[WorkUnit, ...],
-        bar: Any,
-        options: UnitOptions,
-        done: Mapping[int, UnitOutcome] | None = None,
-    ) -> Partial | None:
+    def drive(self, job: Job) -> Partial | None:
         """:func:`drive`, again from the start when a dead worker took merged results with it.
 
         Dask recomputes a lost result from its inputs, but the inputs of a finished
@@ -70,7 +63,7 @@ class DaskPlacement:
         """
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                return drive(self, analysis, units, bar, options, done)
+                return drive(self, job)
             except distributed.client.FutureCancelledError as exc:
                 if attempt == _ATTEMPTS:
                     msg = (
@@ -78,9 +71,9 @@ class DaskPlacement:
                         f"({exc}); is the cluster short of memory?"
                     )
                     raise ExecutorError(msg, name=self.name) from exc
-                if bar is not None:
-                    bar.reset()
-                    bar.update(sum(o.unit.num_entries for o in (done or {}).values()))
+                if job.bar is not None:
+                    job.bar.reset()
+                    job.bar.update(sum(o.unit.num_entries for o in job.done.values()))
         raise AssertionError  # pragma: no cover - the loop returns or raises
 
     def close(self, *, cancel: bool = False) -> None:
@@ -91,7 +84,7 @@ class DaskPlacement:
                 cluster.close()
 
 
-def connect(argument: str) -> DaskPlacement:
+def connect(argument: str, preload: Sequence[str] = ()) -> DaskPlacement:
     """``dask`` or ``dask:N``: a LocalCluster of N single-threaded worker processes;
     ``dask://host:port`` (or ``tcp://``): an existing scheduler."""
     if argument.startswith("//"):
@@ -103,13 +96,7 @@ def connect(argument: str) -> DaskPlacement:
             msg = f"cannot reach the Dask scheduler at {address}: {exc}"
             raise ExecutorError(msg, name="dask") from exc
         return DaskPlacement(client, f"dask {address}", owned=True)
-    try:
-        workers = int(argument) if argument else 2
-    except ValueError:
-        workers = 0
-    if workers < 1:
-        msg = f"'dask:{argument}' needs a positive number of workers, e.g. dask:4"
-        raise ExecutorError(msg, name="dask")
+    workers = parse_workers("dask", argument, 2)
     cluster = distributed.LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
@@ -132,31 +119,38 @@ def wrap(client: distributed.Client) -> DaskPlacement:
     return DaskPlacement(client, f"dask {address}", owned=False)
 
 
-def _versions() -> dict[str, str]:
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "missing"
-    found["python"] = ".".join(map(str, sys.version_info[:2]))
-    return found
+def versions(client: distributed.Client) -> dict[str, dict[str, str | None]]:
+    """The versions of :data:`PACKAGES` on the client (``"client"``) and on each worker,
+    as ``distributed.Client.get_versions`` finds them (Python as major.minor)."""
+    found: Any = client.get_versions(packages=list(PACKAGES))  # a sync client: the dict
+    places = {"client": found["client"], **found["workers"]}
+    out = {}
+    for where, info in places.items():
+        packages = (info or {}).get("packages") or {}
+        python = str(packages.get("python") or "?")
+        out[where] = {name: packages.get(name) for name in PACKAGES}
+        out[where]["python"] = ".".join(python.split(".")[:2])
+    return out
 
 
 def check_environment(client: distributed.Client) -> None:
-    """Fail clearly if a worker cannot import saetta or has other versions than the client."""
-    here = _versions()
+    """Fail clearly if a worker cannot import saetta or has other versions than the client.
+
+    ``get_versions(check=True)`` only warns about a mismatch; a worker with another
+    saetta or awkward gives wrong results or none, so here it is an error.
+    """
     try:
-        there = client.run(_versions)
+        found = versions(client)
     except Exception as exc:
         msg = f"cannot check the Dask workers' environment: {type(exc).__name__}: {exc}"
         raise ExecutorError(msg, name="dask") from exc
+    here = found.pop("client")
     problems = []
-    for worker, versions in sorted(there.items()):
+    for worker, there in sorted(found.items()):
         diffs = [
-            f"{name} {versions.get(name)} (client {here[name]})"
+            f"{name} {there.get(name) or 'missing'} (client {here[name]})"
             for name in here
-            if versions.get(name) != here[name]
+            if there.get(name) != here[name]
         ]
         if diffs:
             problems.append(f"{worker}: {', '.join(diffs)}")
@@ -169,20 +163,14 @@ def _leaf(pickled: bytes, unit: WorkUnit, options: UnitOptions) -> Partial:
     return Partial.of(run_unit(pickled, unit, (), options))
 
 
-def drive(
-    placement: DaskPlacement,
-    analysis: Any,
-    units: tuple[WorkUnit, ...],
-    bar: Any,
-    options: UnitOptions,
-    done: Mapping[int, UnitOutcome] | None = None,
-) -> Partial | None:
-    """Run every unit not ``done`` on the cluster; return the tree-merged partial (fetched once)."""
-    client = placement.client
+def drive(placement: DaskPlacement, job: Job) -> Partial | None:
+    """Run every unit of ``job`` not done on the cluster; return the tree-merged partial
+    (fetched once)."""
+    client, units = placement.client, job.units
     check_environment(client)
-    if bar is not None and client.dashboard_link:
+    if job.bar is not None and client.dashboard_link:
         print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
-    pickled = pickle_analysis(analysis, remote=True)
+    pickled = pickle_analysis(job.analysis, remote=True)
     token = uuid.uuid4().hex[:12]  # one run's keys never collide with another's
     [shipped] = client.scatter([pickled], broadcast=True, hash=False)
     merges = iter(range(len(units)))
@@ -191,10 +179,7 @@ def drive(
         key = f"saetta-merge-{token}-{next(merges)}"
         return client.submit(combine, left, right, key=key, priority=1)
 
-    tree: MergeTree[Any] = MergeTree(len(units), join)  # futures, or partials resumed
-    for index, outcome in (done or {}).items():
-        tree.add(index, Partial.of(outcome))
-    todo = [i for i in range(len(units)) if i not in (done or {})]
+    tree, todo = job.merge_tree(join)  # futures, or partials resumed
     window = 4 * placement.workers + 2
     running = distributed.as_completed()
     index_of: dict[Any, int] = {}
@@ -207,7 +192,7 @@ def drive(
                     _leaf,
                     shipped,
                     units[index],
-                    options,
+                    job.options,
                     key=f"saetta-unit-{token}-{index}",
                 )
                 index_of[future.key] = index
@@ -216,8 +201,7 @@ def drive(
             future = next(running)
             index = index_of.pop(future.key)
             tree.add(index, _leaf_or_failure(future, units[index]))
-            if bar is not None:
-                bar.update(units[index].num_entries)
+            job.advance(units[index])
         root = tree.root
         if root is None or isinstance(root, Partial):
             return root

@@ -23,6 +23,10 @@ source), saetta's version, the files, the tree and the chunk size — must match
 or the run directory is refused: results of two different analyses are never
 mixed. A file whose size or version changed since its units were recorded
 invalidates just those units.
+
+One module for the whole run directory (longer than most): the driver's side
+(:class:`Journal`), the workers' side (:func:`record_outcome`) and
+:func:`remove_run` must agree on every file either side writes.
 """
 
 from __future__ import annotations
@@ -30,26 +34,21 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
-import functools
-import hashlib
-import inspect
 import json
-import marshal
 import os
 import re
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from saetta._config import runs_dir
 from saetta._version import __version__
 from saetta.dataset import Dataset, WorkUnit, file_key
 from saetta.errors import JournalError, StorageError
+from saetta.execute.fingerprint import RunSpec
 from saetta.execute.outcome import UnitOutcome
 from saetta.execute.record import RecordError, record, unrecord
 from saetta.storage import atomic_write, claim_folder, file_identity
@@ -57,114 +56,13 @@ from saetta.storage import atomic_write, claim_folder, file_identity
 __all__ = [
     "RUN_FORMAT",
     "Journal",
-    "RunInfo",
-    "RunSpec",
-    "default_run_dir",
-    "list_runs",
-    "read_command",
     "record_outcome",
     "remove_run",
 ]
 
 RUN_FORMAT = 2  # run.json's "saetta_run"; 1 was saetta 0.1's, with pickled records
-_KIND = "run"
-_SEGMENT = re.compile(r"[A-Za-z0-9._-]+\.jsonl")
-
-
-@dataclass(frozen=True, slots=True)
-class RunSpec:
-    """What was run: equal specs give equal results, unit for unit."""
-
-    analysis: str  # module:qualname
-    code: str  # hash of the analysis' source (see analysis_fingerprint)
-    saetta_version: str
-    tree: str
-    chunk_size: int
-    files: tuple[str, ...]  # absolute paths, redacted URLs: the order of the units
-
-    @classmethod
-    def of(cls, analysis: Any, dataset: Dataset, chunk_size: int) -> RunSpec:
-        name, code = analysis_fingerprint(analysis)
-        tree = dataset.files[0].tree if dataset.files else "Events"
-        files = tuple(sorted(file_key(f.path) for f in dataset.files))
-        return cls(name, code, __version__, tree, chunk_size, files)
-
-    def differences(self, other: Mapping[str, Any]) -> list[str]:
-        """What ``other`` (a stored spec) has that this one does not, for people."""
-        out = []
-        if other.get("analysis") != self.analysis:
-            out.append(f"analysis {other.get('analysis')!r}, not {self.analysis!r}")
-        elif other.get("code") != self.code:
-            out.append(f"the code of {self.analysis} changed since")
-        if other.get("saetta_version") != self.saetta_version:
-            out.append(f"saetta {other.get('saetta_version')}, not {self.saetta_version}")
-        if other.get("tree") != self.tree:
-            out.append(f"tree {other.get('tree')!r}, not {self.tree!r}")
-        if other.get("chunk_size") != self.chunk_size:
-            out.append(f"chunk size {other.get('chunk_size')!r}, not {self.chunk_size}")
-        theirs = other.get("files")
-        if not isinstance(theirs, list) or tuple(theirs) != self.files:
-            count = len(theirs) if isinstance(theirs, list) else "?"
-            out.append(f"other files ({count} there, {len(self.files)} here)")
-        return out
-
-
-def analysis_fingerprint(analysis: Any) -> tuple[str, str]:
-    """``(module:qualname, hash)`` of an analysis.
-
-    The hash covers the source file of the analysis' module (so editing the
-    analysis, or a constant beside it, changes it), else the compiled code of the
-    function itself (a notebook cell), and the arguments bound to it
-    (``functools.partial``, closures, defaults) by their ``repr``.
-    """
-    function = analysis
-    bound: list[str] = []
-    while isinstance(function, functools.partial):
-        bound.append(repr((function.args, sorted(function.keywords.items()))))
-        function = function.func
-    module = getattr(function, "__module__", None) or "?"
-    name = f"{module}:{getattr(function, '__qualname__', None) or type(function).__name__}"
-    digest = hashlib.sha256(name.encode())
-    source = _module_source(function)
-    if source is not None:
-        digest.update(source)
-    code = getattr(function, "__code__", None)
-    if code is not None:
-        if source is None:
-            digest.update(marshal.dumps(code))
-        bound.append(repr(getattr(function, "__defaults__", None)))
-        bound.append(repr(getattr(function, "__kwdefaults__", None)))
-        for cell in getattr(function, "__closure__", None) or ():
-            with contextlib.suppress(ValueError):  # an empty cell
-                bound.append(_short_repr(cell.cell_contents))
-    for text in bound:
-        digest.update(text.encode())
-    return name, digest.hexdigest()[:32]
-
-
-def _module_source(function: Any) -> bytes | None:
-    try:
-        path = inspect.getsourcefile(function)
-    except TypeError:
-        return None
-    if not path or not os.path.isfile(path):
-        return None
-    try:
-        return Path(path).read_bytes()
-    except OSError:
-        return None
-
-
-def _short_repr(value: Any) -> str:
-    """A closure value's repr when it says what the value is (numbers, strings, tuples...)."""
-    if isinstance(value, int | float | str | bytes | bool | tuple | frozenset | type(None)):
-        return repr(value)[:10_000]
-    return type(value).__qualname__
-
-
-def default_run_dir() -> Path:
-    """A new run directory under the user cache: ``~/.cache/saetta/runs/<time>-<id>``."""
-    return runs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+RUN_KIND = "run"
+SEGMENT_NAME = re.compile(r"[A-Za-z0-9._-]+\.jsonl")
 
 
 # --------------------------------------------------------------------------- worker side
@@ -214,7 +112,7 @@ class Journal:
         self._lock_fd: int | None = None
         self._stored: dict[str, Any] | None = None
         try:
-            self.made = claim_folder(self.directory, _KIND, "run directory")
+            self.made = claim_folder(self.directory, RUN_KIND, "run directory")
         except StorageError as exc:
             raise JournalError(str(exc), path=str(self.directory)) from exc
         try:
@@ -312,8 +210,8 @@ class Journal:
             atomic_write(
                 self.directory / "run.json", json.dumps(document, indent=1) + "\n", private=True
             )
-        except OSError as exc:
-            msg = f"cannot write the run description into {self.directory}: {exc.strerror or exc}"
+        except StorageError as exc:
+            msg = f"cannot write the run description into {self.directory}: {exc}"
             raise JournalError(msg, path=str(self.directory)) from exc
         self._stored = document
 
@@ -349,7 +247,7 @@ class Journal:
         except OSError as exc:
             msg = f"cannot read {self.directory / 'units'}: {exc.strerror or exc}"
             raise JournalError(msg, path=str(self.directory)) from exc
-        return [self.directory / "units" / n for n in names if _SEGMENT.fullmatch(n)]
+        return [self.directory / "units" / n for n in names if SEGMENT_NAME.fullmatch(n)]
 
     def write_summary(self, report: Any) -> None:
         """The latest session's report and failures, for people and for --resume."""
@@ -409,67 +307,7 @@ def _command_of(document: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     return command if isinstance(command, Mapping) else None
 
 
-def read_command(directory: str | os.PathLike[str]) -> Mapping[str, Any]:
-    """The command recorded in a run directory (for ``saetta run --resume``), checked.
-
-    Raises
-    ------
-    JournalError
-        It is not a run directory, it is in use, or it holds no command.
-    """
-    journal = Journal(directory)
-    try:
-        command = journal.command
-    finally:
-        journal.close()
-    if command is None:
-        msg = f"{journal.directory} records no command to resume (it was run from Python)"
-        raise JournalError(msg, path=str(journal.directory))
-    return command
-
-
-# --------------------------------------------------------------------------- listing, cleaning
-
-
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    """A run directory as ``saetta runs list`` shows it."""
-
-    directory: Path
-    analysis: str
-    created: str
-    units_done: int
-    complete: bool | None  # None: no session finished yet (running, or killed)
-    bytes: int
-
-
-def list_runs(base: str | os.PathLike[str] | None = None) -> list[RunInfo]:
-    """The run directories under ``base`` (default ``~/.cache/saetta/runs``), oldest first."""
-    root = Path(base) if base is not None else runs_dir()
-    found = []
-    for folder in sorted(root.iterdir()) if root.is_dir() else ():
-        if not (folder / f".saetta-{_KIND}").is_file():
-            continue
-        try:
-            document = json.loads((folder / "run.json").read_bytes())
-            spec = document["spec"]
-            analysis, created = str(spec["analysis"]), str(document["created"])
-        except (OSError, ValueError, KeyError, TypeError):
-            analysis, created = "?", "?"
-        complete = None
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-            complete = bool(json.loads((folder / "report.json").read_bytes()).get("complete"))
-        units = size = 0
-        for path in (folder / "units").glob("*.jsonl"):
-            with contextlib.suppress(OSError):
-                data = path.read_bytes()
-                units += data.count(b"\n")
-                size += len(data)
-        found.append(RunInfo(folder, analysis, created, units, complete, size))
-    return found
-
-
-_OWN_FILES = ("run.json", "lock", "failures.json", "report.json", f".saetta-{_KIND}")
+_OWN_FILES = ("run.json", "lock", "failures.json", "report.json", f".saetta-{RUN_KIND}")
 
 
 def remove_run(directory: str | os.PathLike[str]) -> list[Path]:
@@ -483,7 +321,7 @@ def remove_run(directory: str | os.PathLike[str]) -> list[Path]:
         The folder is not a saetta run directory, or a run is using it.
     """
     folder = Path(directory)
-    if not (folder / f".saetta-{_KIND}").is_file():
+    if not (folder / f".saetta-{RUN_KIND}").is_file():
         msg = f"{folder} is not a saetta run directory; saetta deletes only its own"
         raise JournalError(msg, path=str(folder))
     lock = folder / "lock"
@@ -498,7 +336,7 @@ def remove_run(directory: str | os.PathLike[str]) -> list[Path]:
             os.close(fd)
     units = folder / "units"
     for path in units.iterdir() if units.is_dir() else ():
-        if _SEGMENT.fullmatch(path.name):
+        if SEGMENT_NAME.fullmatch(path.name):
             path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         units.rmdir()

@@ -40,13 +40,21 @@ class UnitOutcome:
     peak_memory: int = 0  # peak resident bytes of the worker process after this unit
     # data cache tier: block hits, block misses, bytes served locally, bytes fetched remotely
     data_cache: tuple[int, int, int, int] = (0, 0, 0, 0)
-    worker: str = ""  # host:pid of the process that ran it
+    worker: str = ""  # host:pid of the process that ran it, and its batch job if any
     started_at: float = 0.0  # wall clock (time.time()) when the unit started
 
     @property
     def events(self) -> int:
         """Events processed: the unit's entries if it succeeded, else 0."""
         return self.unit.num_entries if self.failure is None else 0
+
+
+#: The facts :meth:`RunReport.to_dict` writes under their own names, in this order.
+_AS_IS = (
+    "dataset", "executor", "chunk_size", "files", "units_total", "units_done", "events_total",
+    "events_processed", "events_missing", "bytes_read", "wall_seconds", "unit_seconds",
+    "events_per_second",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,19 +95,7 @@ class RunReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "dataset": self.dataset,
-            "executor": self.executor,
-            "chunk_size": self.chunk_size,
-            "files": self.files,
-            "units_total": self.units_total,
-            "units_done": self.units_done,
-            "events_total": self.events_total,
-            "events_processed": self.events_processed,
-            "events_missing": self.events_missing,
-            "bytes_read": self.bytes_read,
-            "wall_seconds": self.wall_seconds,
-            "unit_seconds": self.unit_seconds,
-            "events_per_second": self.events_per_second,
+            **{name: getattr(self, name) for name in _AS_IS},
             "columns": list(self.columns),
             "complete": self.complete,
             "peak_memory_bytes": self.peak_memory,

@@ -18,6 +18,9 @@ A result is encoded exactly — the same bits come back — as:
   (without the bin contents), ``raw`` the storage's bin contents, flow bins
   included, as the bytes of its view (UHI's own bin contents lose the exact
   state of ``Mean`` storages).
+
+Encoders and decoders stay side by side in this one module, each pair next to
+the schema check it must agree with; that is why it is longer than most.
 """
 
 from __future__ import annotations

@@ -5,10 +5,16 @@ a million units never becomes a million pending tasks. Results merge along a
 fixed tree over unit positions (:mod:`saetta.execute.merge`), whatever order
 they finish in, so the merged result is the same for any executor. Each unit's
 result enters the tree exactly once, keyed by its position.
+
+Longer than most modules because :func:`run` is the public entry point: its
+docstring (every parameter, what it raises) is a third of the file, and its
+setup (testbed, caches, journal) reads best in one place.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import multiprocessing
 import os
 import signal
@@ -22,18 +28,20 @@ from typing import Any
 
 from saetta._config import DEFAULT_CACHE_SIZE
 from saetta.dataset import DEFAULT_CHUNK_SIZE, Dataset
-from saetta.errors import ExecutorError, UnitError
-from saetta.execute.executors import UNGUARDED_EXIT, resolve_executor
-from saetta.execute.journal import Journal, RunSpec, default_run_dir
+from saetta.errors import ExecutorError, Interrupted, UnitError
+from saetta.execute.fingerprint import RunSpec
+from saetta.execute.journal import Journal
 from saetta.execute.merge import settle
 from saetta.execute.outcome import Failure, Result, RunReport, UnitOutcome
+from saetta.execute.placement import Job, resolve_executor
+from saetta.execute.rundirs import default_run_dir
 from saetta.execute.testbeds import Testbed
 from saetta.execute.testbeds import testbed as find_testbed
 from saetta.execute.unit import Analysis, UnitOptions, empty_result
 from saetta.formats.column_cache import claim_column_cache
-from saetta.storage import parse_size
+from saetta.quantities import parse_bytes
 
-__all__ = ["Interrupted", "auto_chunk_size", "run"]
+__all__ = ["auto_chunk_size", "run"]
 
 
 def run(
@@ -134,7 +142,9 @@ def run(
         storage = dataset.storage
         if cache is not None:
             storage = replace(
-                storage, cache_dir=os.fspath(cache), cache_bytes=parse_size(cache_size)
+                storage,
+                cache_dir=os.fspath(cache),
+                cache_bytes=int(parse_bytes(cache_size, "cache size", plain_number=True)),
             )
         if column_cache:  # refuse a folder that is not saetta's before any unit starts
             claim_column_cache(column_cache)
@@ -177,7 +187,7 @@ def _run(
     bar = None
     placement = None
     try:
-        placement = resolve_executor(executor)
+        placement = resolve_executor(executor, preload=_preload(analysis))
         if chunk_size is None:
             recorded = journal.chunk_size if journal is not None else None
             chunk_size = recorded or auto_chunk_size(dataset, placement.workers)
@@ -192,7 +202,7 @@ def _run(
         bar = _progress_bar(len(units), dataset.num_entries, progress)
         if bar is not None and done:
             bar.update(sum(o.unit.num_entries for o in done.values()))
-        root = settle(placement.drive(analysis, units, bar, options, done))
+        root = settle(placement.drive(Job(analysis, units, options, done, bar)))
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         with _second_interrupt_stops_at_once():
@@ -245,15 +255,6 @@ def _run(
     return result
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM, from the command line) during a run; ``run_dir`` says where to
-    resume from."""
-
-    def __init__(self, run_dir: Any) -> None:
-        super().__init__(f"interrupted; finished units are kept in {run_dir}")
-        self.run_dir = run_dir
-
-
 @contextmanager
 def _second_interrupt_stops_at_once() -> Iterator[None]:
     """While a run winds down after Ctrl-C, a second Ctrl-C ends the process at once."""
@@ -282,7 +283,29 @@ def _refuse_in_a_bootstrapping_worker() -> None:
             "put that call under 'if __name__ == \"__main__\":'\n"
         )
         sys.stderr.flush()
+        from saetta.execute.processes import UNGUARDED_EXIT
+
         os._exit(UNGUARDED_EXIT)
+
+
+def _preload(analysis: Analysis) -> tuple[str, ...]:
+    """Modules for worker processes to import once, before their first unit: the
+    analysis' own module where it is importable by name, and the saetta modules it
+    uses (an analysis file that calls the ADL queries: their numba kernels' module).
+    A module that cannot be imported there is skipped by the forkserver."""
+    function = analysis
+    while isinstance(function, functools.partial):
+        function = function.func
+    name = getattr(function, "__module__", None)
+    module = sys.modules.get(name) if isinstance(name, str) else None
+    if module is None:
+        return ()
+    found: dict[str, None] = {} if name == "__main__" else {module.__name__: None}
+    for value in vars(module).values():
+        used = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        if isinstance(used, str) and used.startswith("saetta.") and used in sys.modules:
+            found[used] = None
+    return tuple(found)
 
 
 def _empty_result(analysis: Analysis, dataset: Dataset, options: UnitOptions) -> Any:

@@ -28,13 +28,14 @@ import numpy as np
 
 from saetta._typing import Jagged, Reader
 from saetta.accumulate import check
-from saetta.dataset import FileInfo, WorkUnit, forget_reader, shared_reader
-from saetta.errors import AnalysisError, SaettaError, StorageError
+from saetta.dataset import FileInfo, WorkUnit
+from saetta.errors import AnalysisError, FormatError, SaettaError, StorageError
 from saetta.events import UnitColumns, build_events
 from saetta.execute.journal import record_outcome
 from saetta.execute.outcome import Failure, UnitOutcome
 from saetta.execute.record import RecordError
 from saetta.formats.column_cache import CachedReader
+from saetta.formats.pool import forget_reader, shared_reader
 from saetta.storage import StorageOptions, cache_counters, file_identity, is_remote
 
 __all__ = ["Analysis", "UnitOptions", "UnitTimeout", "empty_result", "pickle_analysis", "run_unit"]
@@ -121,7 +122,7 @@ def _attempt(
             cache_misses=cached.misses if cached else 0,
             data_cache=_block_delta(options.storage, blocks_before),
             peak_memory=_peak_memory(),
-            worker=f"{socket.gethostname()}:{os.getpid()}",
+            worker=f"{socket.gethostname()}:{os.getpid()}{_batch_job()}",
             started_at=started_at,
             **what,
         )
@@ -157,7 +158,8 @@ def _attempt(
                 )
                 raise AnalysisError(msg)
             check(result)
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the unit boundary names every failure
+    except (Exception, SystemExit) as raised:  # noqa: BLE001 - the unit boundary names every failure
+        exc = _reading_error(raised)
         if isinstance(exc, UnitTimeout) and exc.seconds is None:
             exc.seconds = options.unit_timeout  # raised on a thread, as a bare class
         scrub = options.storage.scrub
@@ -286,6 +288,23 @@ def _peak_memory() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+@functools.cache
+def _batch_job() -> str:
+    """The batch job this process runs in, for :attr:`UnitOutcome.worker`:
+    ``" (slurm job 42)"``, ``" (htcondor job 7.0)"``, or ``""`` outside one."""
+    if os.environ.get("SLURM_JOB_ID"):
+        return f" (slurm job {os.environ['SLURM_JOB_ID']})"
+    ad = os.environ.get("_CONDOR_JOB_AD")  # HTCondor puts no job id in the environment
+    if not ad:
+        return ""
+    try:
+        with open(ad, encoding="utf-8", errors="replace") as file:
+            ids = dict(re.findall(r"(?m)^(ClusterId|ProcId) = (\d+)$", file.read()))
+    except OSError:
+        ids = {}
+    return f" (htcondor job {ids.get('ClusterId', '?')}.{ids.get('ProcId', '?')})"
+
+
 _NO_FIELD = re.compile(r"no field(?: named)? '([^']+)'")
 
 
@@ -299,6 +318,24 @@ def _near_miss(exc: BaseException, reader: Reader | None) -> str:
     # The missing name may exist elsewhere (Jet has 'pt', MET_pt too): never suggest it.
     near = difflib.get_close_matches(found.group(1), sorted(names - {"", found.group(1)}), n=3)
     return f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+
+
+def _reading_error(exc: BaseException) -> BaseException:
+    """What to report for ``exc``: the read (or time limit) behind it, if it wraps one.
+
+    Columns are read while the analysis runs, and awkward turns an error raised as it
+    gets a field (``events.Jet.pt`` reading ``nJet``) into an AttributeError from it:
+    the file's error, not the analysis's. An analysis's own errors are reported as
+    they are.
+    """
+    cause: BaseException | None = exc
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, FormatError | StorageError | UnitTimeout):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__
+    return exc
 
 
 def _message(exc: BaseException) -> str:

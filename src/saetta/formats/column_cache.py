@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from saetta._typing import Column, Jagged, Reader
-from saetta.storage import claim_folder, evict_lru, is_remote
+from saetta.storage import atomic_path, claim_folder, evict_lru, is_remote
 
 __all__ = ["CachedReader", "claim_column_cache"]
 
@@ -129,16 +128,13 @@ class CachedReader:
             array: pa.Array = pa.LargeListArray.from_arrays(offsets, pa.array(values.content))
         else:
             array = pa.array(np.asarray(values))
-        target = self._file(name, start, stop)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
         table = pa.table({"v": array})
         with (
+            atomic_path(self._file(name, start, stop), private=True) as temporary,
             pa.OSFile(str(temporary), "wb") as sink,
             pa.ipc.new_file(sink, table.schema, options=_IPC_OPTIONS) as writer,
         ):
             writer.write_table(table)
-        os.replace(temporary, target)
 
     def _evict(self) -> None:
         evict_lru(self._entries(), self._max_bytes)

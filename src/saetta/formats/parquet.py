@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import accumulate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import numpy as np
@@ -12,11 +12,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from saetta._typing import Column, Jagged
-from saetta.errors import FormatError, StorageError
-from saetta.formats import require_columns
+from saetta.errors import FormatError
+from saetta.formats import opening, require_columns
 from saetta.storage import StorageOptions, is_remote, open_target, redact, retrying
 
-__all__ = ["ParquetReader"]
+if TYPE_CHECKING:
+    from saetta.formats import FileDescription
+
+__all__ = ["ParquetReader", "describe"]
+
+_UNREADABLE = (pa.ArrowException, OSError, ValueError)
 
 
 class ParquetReader:
@@ -33,7 +38,7 @@ class ParquetReader:
         shown = redact(path)
         url, options = open_target(path, storage)
         self._handle: Any = None
-        try:
+        with opening(shown, "Parquet", _UNREADABLE):
             if is_remote(path):
                 # No read-ahead: fsspec's default would fetch from a column to the end
                 # of the file; pyarrow asks for exactly the column chunks it needs.
@@ -46,20 +51,15 @@ class ParquetReader:
                 self._file = pq.ParquetFile(self._handle)
             else:
                 self._file = pq.ParquetFile(url)
-        except FileNotFoundError as exc:
-            msg = f"file not found: {shown}"
-            raise StorageError(msg, url=shown) from exc
-        except PermissionError as exc:
-            msg = f"permission denied: {shown}"
-            raise StorageError(msg, url=shown) from exc
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            msg = f"{shown} is not a readable Parquet file ({type(exc).__name__}: {exc})"
-            raise FormatError(msg, path=shown) from exc
         meta = self._file.metadata
-        self._group_starts = [
-            0,
-            *accumulate(meta.row_group(i).num_rows for i in range(meta.num_row_groups)),
-        ]
+        rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        # A damaged row count (a trillion, or negative) would be cut into as many units.
+        if meta.num_rows != sum(rows) or any(n < 0 for n in rows):
+            held = " + ".join(map(str, rows[:8])) + (" + ..." if len(rows) > 8 else "")
+            msg = f"{shown} counts {meta.num_rows} rows, its row groups {held or 'none'}"
+            self.close()
+            raise FormatError(msg, path=shown)
+        self._group_starts = [0, *accumulate(rows)]
         self._columns = _scan(self._file.schema_arrow)
         self._bytes_read = 0
 
@@ -112,13 +112,16 @@ class ParquetReader:
     def _column_bytes(self, groups: Sequence[int], columns: Sequence[str]) -> int:
         meta = self._file.metadata
         wanted = set(columns)
+        # Only the chunks just read: pyarrow aborts the process (a C++ exception it does
+        # not translate) on the metadata of a chunk whose size statistics are damaged,
+        # which reading that chunk reports as an OSError instead.
+        schema = self._file.schema
+        leaves = [c for c in range(len(schema)) if schema.column(c).path.split(".")[0] in wanted]
         total = 0
         for g in groups:
             rg = meta.row_group(g)
-            for c in range(rg.num_columns):
-                chunk = rg.column(c)
-                if chunk.path_in_schema.split(".")[0] in wanted:
-                    total += chunk.total_compressed_size
+            for c in leaves:
+                total += rg.column(c).total_compressed_size
         return total
 
     def close(self) -> None:
@@ -145,3 +148,20 @@ def _scan(schema: pa.Schema) -> dict[str, Column]:
                 f.name, np.dtype(t.value_type.to_pandas_dtype()).name, jagged=True
             )
     return columns
+
+
+def describe(path: str, tree: str | None = None) -> FileDescription:
+    """Rows, row groups, the codec and the columns (``tree`` is ignored: one table)."""
+    import pyarrow.parquet as pq
+
+    from saetta.formats import FileDescription, column_lines
+
+    reader = ParquetReader(path)
+    try:
+        meta = pq.ParquetFile(path).metadata
+        columns = column_lines(reader.columns.values(), {})
+    finally:
+        reader.close()
+    codec = meta.row_group(0).column(0).compression if meta.num_row_groups else "-"
+    header = f"{path}: Parquet, {reader.num_entries:,} rows in {meta.num_row_groups} row groups"
+    return FileDescription(header, ((f"compression: {codec}", tuple(columns)),))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import lzma
+import os
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
@@ -13,21 +17,41 @@ import uproot
 
 from saetta._typing import Column, Jagged
 from saetta.errors import FormatError, StorageError
-from saetta.formats import require_columns
+from saetta.formats import opening, reason, require_columns
 from saetta.storage import StorageOptions, is_remote, open_target, redact, retrying
 
-__all__ = ["RootReader", "list_trees"]
+if TYPE_CHECKING:
+    from saetta.formats import FileDescription
+
+__all__ = ["RootReader", "describe", "list_trees"]
+
+
+def _decompression_errors() -> tuple[type[Exception], ...]:
+    """What the decompressors uproot may use raise on a corrupt basket (none share a base)."""
+    errors: list[type[Exception]] = [zlib.error, lzma.LZMAError]
+    for module, name in (("isal.isal_zlib", "error"), ("cramjam", "DecompressionError")):
+        with contextlib.suppress(ImportError, AttributeError):
+            errors.append(getattr(importlib.import_module(module), name))
+    return tuple(errors)
+
 
 # What uproot raises on a file that is truncated, corrupt or not ROOT at all. uproot
-# has no single error type for it, so the list is explicit.
+# has no single error type for it, so the list is explicit. Found by fuzzing
+# (tests/formats/test_fuzz.py): a damaged TTree gives a KeyInFileError (a KeyError),
+# an AttributeError on a member read as None, a NotImplementedError, or with damaged
+# streamers a RecursionError; a damaged basket whatever its decompressor raises.
 _UNREADABLE = (
     OSError,
     ValueError,
     TypeError,
-    IndexError,
+    LookupError,  # IndexError, KeyError
+    AttributeError,
+    ArithmeticError,
+    EOFError,
+    RuntimeError,  # RecursionError, NotImplementedError
     AssertionError,
     struct.error,
-    zlib.error,
+    *_decompression_errors(),
     uproot.deserialization.DeserializationError,
 )
 
@@ -37,16 +61,13 @@ _TREE_CLASSES = frozenset({"TTree", "ROOT::RNTuple", "ROOT::Experimental::RNTupl
 
 def list_trees(path: str) -> list[str]:
     """Names of the trees (TTree, RNTuple) at the top of a ROOT file."""
-    try:
-        with uproot.open(path) as f:
-            names = {k.split(";")[0] for k, v in f.classnames().items() if v in _TREE_CLASSES}
-    except FileNotFoundError as exc:
-        msg = f"file not found: {path}"
-        raise StorageError(msg, url=path) from exc
-    except _UNREADABLE as exc:
-        msg = f"{path} is not a readable ROOT file ({_reason(exc)})"
-        raise FormatError(msg, path=path) from exc
-    return sorted(names)
+    with opening(path, "ROOT", _UNREADABLE), uproot.open(path) as f:
+        return _trees_in(f)
+
+
+def _trees_in(file: Any) -> list[str]:
+    """The names of the trees (TTree, RNTuple) at the top of an open ROOT file."""
+    return sorted({k.split(";")[0] for k, v in file.classnames().items() if v in _TREE_CLASSES})
 
 
 def _fastest_zlib() -> None:
@@ -72,7 +93,7 @@ class RootReader:
         self.tree = tree
         url, options = open_target(path, storage)
         shown = redact(path)
-        try:
+        with opening(shown, "ROOT", _UNREADABLE):
             # Plain threaded reads of a local file are ~10 % faster than uproot's default
             # fsspec source; a memory map is as fast but counts every page of the file it
             # touched as resident memory, so a worker would seem to grow with the dataset.
@@ -83,26 +104,17 @@ class RootReader:
                 path,
                 storage or StorageOptions(),
             )
-        except FileNotFoundError as exc:
-            msg = f"file not found: {shown}"
-            raise StorageError(msg, url=shown) from exc
-        except PermissionError as exc:
-            msg = f"permission denied: {shown}"
-            raise StorageError(msg, url=shown) from exc
-        except _UNREADABLE as exc:
-            msg = f"{shown} is not a readable ROOT file ({_reason(exc)})"
-            raise FormatError(msg, path=shown) from exc
         try:
             self._tree = self._file[tree]
         except KeyError as exc:
-            trees = sorted(
-                {k.split(";")[0] for k, v in self._file.classnames().items() if v in _TREE_CLASSES}
-            )
+            trees = _trees_in(self._file)
             msg = f"no tree {tree!r} in {shown}; it has: {', '.join(trees) or 'no trees'}"
+            if tree in trees:  # there, but a member of it is missing: a damaged tree
+                msg = f"cannot read tree {tree!r} of {shown} ({reason(exc)})"
             self._file.close()
             raise FormatError(msg, path=path, tree=tree) from exc
         except _UNREADABLE as exc:
-            msg = f"cannot read tree {tree!r} of {shown} ({_reason(exc)})"
+            msg = f"cannot read tree {tree!r} of {shown} ({reason(exc)})"
             self._file.close()
             raise FormatError(msg, path=path, tree=tree) from exc
         self._is_ttree = isinstance(self._tree, uproot.behaviors.TTree.TTree)
@@ -110,8 +122,20 @@ class RootReader:
             msg = f"{tree!r} in {shown} is a {type(self._tree).__name__}, not a tree"
             self._file.close()
             raise FormatError(msg, path=path, tree=tree)
-        self._columns = self._scan_columns()
-        self._boundaries = self._scan_boundaries()
+        try:  # reads the branches' metadata: damage there shows only now
+            self._columns = self._scan_columns()
+            self._boundaries = self._scan_boundaries()
+        except _UNREADABLE as exc:
+            msg = f"cannot read the branches of tree {tree!r} of {shown} ({reason(exc)})"
+            self._file.close()
+            raise FormatError(msg, path=path, tree=tree) from exc
+        # A damaged entry count (a trillion, or negative) would be cut into as many units.
+        # With no basket in any branch ([0]), the tree holds no entries.
+        held = self._boundaries[-1] if len(self._boundaries) > 1 else 0
+        if held != self.num_entries or held < 0:
+            msg = f"tree {tree!r} of {shown} counts {self.num_entries} entries, its baskets {held}"
+            self._file.close()
+            raise FormatError(msg, path=path, tree=tree)
 
     def _scan_columns(self) -> dict[str, Column]:
         columns: dict[str, Column] = {}
@@ -171,21 +195,22 @@ class RootReader:
             else:
                 record = self._tree.arrays(list(columns), entry_start=start, entry_stop=stop)
                 arrays = {name: record[name] for name in columns}
+            out = {
+                name: _jagged(arr) if self._columns[name].jagged else ak.to_numpy(arr)
+                for name, arr in arrays.items()
+            }
         except _UNREADABLE as exc:
             what = ", ".join(columns[:3]) + (
                 f" and {len(columns) - 3} more" if len(columns) > 3 else ""
             )
-            msg = f"cannot read {what} [{start}:{stop}] of {redact(self.path)} ({_reason(exc)})"
+            msg = f"cannot read {what} [{start}:{stop}] of {redact(self.path)} ({reason(exc)})"
             # A failed fetch surfaces from uproot's fsspec source as OSError, or as a
             # TypeError for HTTP and S3 (it indexes the error fsspec returned): the
             # network, not the file.
             if is_remote(self.path) and isinstance(exc, OSError | TypeError):
                 raise StorageError(msg, url=redact(self.path), transient=True) from exc
             raise FormatError(msg, path=self.path, tree=self.tree) from exc
-        return {
-            name: _jagged(arr) if self._columns[name].jagged else ak.to_numpy(arr)
-            for name, arr in arrays.items()
-        }
+        return out
 
     def close(self) -> None:
         self._file.close()
@@ -211,8 +236,31 @@ def _column_of(name: str, interpretation: Any) -> Column | None:
     return None
 
 
-def _reason(exc: BaseException) -> str:
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    if len(text) > 200:
-        text = text[:197] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def describe(path: str, tree: str | None = None) -> FileDescription:
+    """The file's size and compression, and each tree's entries and branches (for a
+    TTree with compressed size and ratio); a wrong ``tree`` lists the trees there are."""
+    from saetta.formats import FileDescription, column_lines
+
+    trees = [tree] if tree else list_trees(path)
+    if tree:
+        RootReader(path, tree).close()
+    with uproot.open(path) as f:
+        header = (
+            f"{path}: ROOT file, {os.path.getsize(path) / 1e6:,.1f} MB, "
+            f"compression {f.file.compression}"
+        )
+        described: list[tuple[str, tuple[str, ...]]] = []
+        for name in trees:
+            t = f[name]
+            if not hasattr(t, "iteritems"):
+                described.append((f"\n{name}: {type(t).__name__}, {t.num_entries:,} entries", ()))
+                continue
+            sizes = {b.name: (b.compressed_bytes, b.uncompressed_bytes) for b in t.branches}
+            reader = RootReader(path, name)
+            try:
+                lines = column_lines(reader.columns.values(), sizes)
+            finally:
+                reader.close()
+            title = f"\n{name}: TTree, {t.num_entries:,} entries, {len(sizes)} branches"
+            described.append((title, tuple(lines)))
+    return FileDescription(header, tuple(described))

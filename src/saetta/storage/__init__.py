@@ -7,7 +7,7 @@ Everything that touches a path or URL before a format reader parses it lives her
   reader opens;
 - :mod:`~saetta.storage.retry`: retries with backoff for network trouble;
 - :mod:`~saetta.storage.blockcache`: the cache tier of remote byte ranges;
-- :mod:`~saetta.storage.disk`: atomic writes, folders saetta owns, eviction, sizes.
+- :mod:`~saetta.storage.disk`: atomic writes, folders saetta owns, eviction.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from saetta.storage.disk import (
     claim_folder,
     evict_lru,
     owns,
-    parse_size,
 )
 from saetta.storage.location import (
     StorageOptions,
@@ -50,7 +49,6 @@ __all__ = [
     "name_files",
     "open_target",
     "owns",
-    "parse_size",
     "redact",
     "retrying",
     "scrub",

@@ -21,7 +21,6 @@ import hashlib
 import os
 import re
 import threading
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from saetta.errors import StorageError
 from saetta.storage import ranges
-from saetta.storage.disk import claim_folder, evict_lru, owns
+from saetta.storage.disk import atomic_path, claim_folder, evict_lru, owns
 from saetta.storage.url import redact
 
 __all__ = ["BlockCacheFileSystem", "cache_counters", "cache_info", "claim_cache", "clear_cache"]
@@ -41,7 +40,8 @@ __all__ = ["BlockCacheFileSystem", "cache_counters", "cache_info", "claim_cache"
 _BLOCK = 1024 * 1024
 _KIND = "data-cache"
 _KEY = re.compile(r"[0-9a-f]{24}")
-_BLOCK_NAME = re.compile(r"[0-9]+|\.[0-9]+\.[0-9a-f]{32}")  # a block, or one being written
+# A block, or one being written (atomic_path names it).
+_BLOCK_NAME = re.compile(r"[0-9]+|\.[0-9]+\.\w+\.tmp")
 
 
 def _own_files(root: Path, *, partial: bool = False) -> Iterator[Path]:
@@ -102,9 +102,8 @@ class _Blocks:
     def put(self, key: str, index: int, data: bytes) -> None:
         folder = self.root / key
         folder.mkdir(mode=0o700, exist_ok=True)
-        temporary = folder / f".{index}.{uuid.uuid4().hex}"
-        temporary.write_bytes(data)
-        os.replace(temporary, folder / str(index))
+        with atomic_path(folder / str(index), private=True) as temporary:
+            temporary.write_bytes(data)
         with self._lock:
             self.misses += 1
             self.bytes_from_remote += len(data)

@@ -1,4 +1,4 @@
-"""Stage: storage (layer 1) — the local disk: atomic writes, folders saetta owns, eviction, sizes.
+"""Stage: storage (layer 1) — the local disk: atomic writes, folders saetta owns, eviction.
 
 saetta deletes files only in folders it made for itself. Each such folder (a
 run directory, a data cache, a column cache) holds a marker file
@@ -17,29 +17,9 @@ from pathlib import Path
 
 from saetta.errors import StorageError
 
-__all__ = ["atomic_path", "atomic_write", "claim_folder", "evict_lru", "owns", "parse_size"]
+__all__ = ["atomic_path", "atomic_write", "claim_folder", "evict_lru", "owns"]
 
 _MARKER = ".saetta-"
-
-_UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
-          "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}  # fmt: skip
-
-
-def parse_size(size: int | str) -> int:
-    """Bytes from ``50GB``, ``512 MiB`` or a plain number."""
-    if isinstance(size, int) and not isinstance(size, bool):
-        return size
-    text = str(size).strip().upper().replace(" ", "")
-    number = text.rstrip("KMGTIB")
-    unit = text[len(number) :]
-    try:
-        value = float(number)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf") or unit not in _UNITS:
-        msg = f"cannot read {size!r} as a size; write e.g. 50GB or 512MiB"
-        raise StorageError(msg, url="")
-    return int(value * _UNITS[unit])
 
 
 def _file_mode() -> int:
@@ -58,22 +38,28 @@ def _file_mode() -> int:
 def atomic_path(target: str | os.PathLike[str], *, private: bool = False) -> Iterator[Path]:
     """A temporary path beside ``target``, renamed onto it when the block succeeds.
 
-    Concurrent writers of one target each get their own temporary file; the
-    last to finish wins, and a reader never sees a half-written file. On an
-    error the temporary file is removed. ``private`` files are readable by
-    their owner only.
+    Missing folders are made. Concurrent writers of one target each get their own
+    temporary file; the last to finish wins, and a reader never sees a half-written
+    file. On an error the temporary file is removed, and an ``OSError`` (in the
+    block too) becomes a :class:`StorageError` naming ``target``. ``private`` files
+    are readable by their owner only.
     """
     path = Path(target)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    temporary = Path(name)
     try:
-        yield temporary
-        os.chmod(temporary, 0o600 if private else _file_mode())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        temporary = Path(name)
+        try:
+            yield temporary
+            os.chmod(temporary, 0o600 if private else _file_mode())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        msg = f"cannot write {path}: {exc.strerror or exc}"
+        raise StorageError(msg, url=str(path)) from exc
 
 
 def atomic_write(

@@ -12,18 +12,14 @@ events on n workers::
 (memory, time or cores), or UNCERTAIN when Z lies inside the prediction's ≈95 %
 interval; :func:`validate` runs the use case (or a stated fraction) and compares
 the measured time with the prediction (in that interval's σ) and the requirement.
-``docs/usecase.md`` explains the model and its uncertainty; :mod:`saetta.report`
+``docs/usecase.md`` explains the model and its uncertainty; :mod:`saetta.usecase.report`
 writes the reports. The analysis is passed as a function: this layer cannot
 import :mod:`saetta.analyses`, the command line resolves ``UseCase.analysis``.
 """
 
 from __future__ import annotations
 
-from saetta.usecase.calibration import Calibration, calibrate
-from saetta.usecase.loop import Plan, Validation, plan, validate
-from saetta.usecase.measure import Measurement, UnitRecord, histogram_fills, measure, tail_factor
-from saetta.usecase.model import Model, Prediction, fit_model
-from saetta.usecase.quantities import (
+from saetta.quantities import (
     format_bytes,
     format_count,
     format_duration,
@@ -33,6 +29,10 @@ from saetta.usecase.quantities import (
     parse_data,
     parse_duration,
 )
+from saetta.usecase.calibration import Calibration, calibrate
+from saetta.usecase.measure import Measurement, UnitRecord, histogram_fills, measure, tail_factor
+from saetta.usecase.model import Model, Prediction, fit_model
+from saetta.usecase.plan import Plan, plan
 from saetta.usecase.spec import (
     INTERVAL_Z,
     MAX_INTERVAL_WIDTH,
@@ -41,6 +41,7 @@ from saetta.usecase.spec import (
     open_dataset,
     sample_dataset,
 )
+from saetta.usecase.validate import Validation, validate
 
 __all__ = [
     "INTERVAL_Z",

@@ -14,15 +14,15 @@ from saetta.dataset import Dataset
 from saetta.errors import UseCaseError
 from saetta.usecase.measure import (
     Measurement,
-    _resolve_testbed,
-    _testbed_workers,
-    _timed_run,
     histogram_fills,
+    resolve_testbed,
+    testbed_workers,
+    timed_run,
 )
 from saetta.usecase.model import Model, fit_model
 from saetta.usecase.spec import Analysis, UseCase, open_dataset, sample_dataset
 
-__all__ = ["Calibration", "calibrate"]
+__all__ = ["Calibration", "calibrate", "now"]
 
 
 # --------------------------------------------------------------------------- calibration
@@ -128,23 +128,23 @@ def calibrate(
     UnitError
         A unit of the sample failed.
     """
-    bed = _resolve_testbed(usecase.testbed)
+    bed = resolve_testbed(usecase.testbed)
     dataset = dataset if dataset is not None else open_dataset(usecase)
     if dataset.num_entries == 0:
         msg = f"dataset: {', '.join(usecase.dataset)} holds no events"
         raise UseCaseError(msg)
-    workers = usecase.calibration_workers or (1, _testbed_workers(bed))
+    workers = usecase.calibration_workers or (1, testbed_workers(bed))
     workers = tuple(sorted({1, *workers}))
     chunk = usecase.chunk_size
     sample = sample_dataset(dataset, max(usecase.sample_units, 3 * max(workers)), chunk)
     overhead = None
     if chunk >= 2:
-        overhead, _ = _timed_run(analysis, sample, bed, 1, chunk // 2)
+        overhead, _ = timed_run(analysis, sample, bed, 1, chunk // 2)
     runs: list[Measurement] = []
     fills = 0.0
     for _ in range(usecase.repeats):
         for n in workers:
-            measurement, result = _timed_run(analysis, sample, bed, n, chunk)
+            measurement, result = timed_run(analysis, sample, bed, n, chunk)
             runs.append(measurement)
             fills = histogram_fills(result)
     return Calibration(
@@ -166,9 +166,10 @@ def calibrate(
         histogram_fills=fills,
         host=socket.gethostname(),
         saetta_version=__version__,
-        date=_now(),
+        date=now(),
     )
 
 
-def _now() -> str:
+def now() -> str:
+    """The time now, UTC, ISO 8601 to the second."""
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

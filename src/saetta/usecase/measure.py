@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import os
 import statistics
 import tempfile
 import time
@@ -21,7 +20,16 @@ from saetta.execute.testbeds import Testbed
 from saetta.execute.testbeds import testbed as find_testbed
 from saetta.usecase.spec import Analysis
 
-__all__ = ["Measurement", "UnitRecord", "histogram_fills", "measure", "tail_factor"]
+__all__ = [
+    "Measurement",
+    "UnitRecord",
+    "histogram_fills",
+    "measure",
+    "resolve_testbed",
+    "tail_factor",
+    "testbed_workers",
+    "timed_run",
+]
 
 
 # --------------------------------------------------------------------------- measuring
@@ -228,15 +236,12 @@ def histogram_fills(result: Mapping[str, Any]) -> float:
     return total
 
 
-def _testbed_workers(bed: Testbed) -> int:
-    if bed.workers:
-        return bed.workers
-    if bed.adapt:
-        return bed.adapt[1]
-    return (os.cpu_count() or 1) if bed.kind in {"local", "dask"} else 1
+def testbed_workers(bed: Testbed) -> int:
+    """How many workers the testbed has when the use case does not say."""
+    return bed.default_workers
 
 
-def _timed_run(
+def timed_run(
     analysis: Analysis,
     dataset: Dataset,
     bed: Testbed,
@@ -245,7 +250,8 @@ def _timed_run(
     *,
     allow_partial: bool = False,
 ) -> tuple[Measurement, Result]:
-    if bed.kind == "dask" and bed.address:
+    """Run ``analysis`` over ``dataset`` on ``bed`` with ``workers`` workers, and measure it."""
+    if bed.address:
         msg = (
             f"testbed {bed.name!r} is a running Dask cluster at {bed.address}; saetta cannot "
             "choose its number of workers. Use a testbed saetta starts (local, dask with "
@@ -269,7 +275,8 @@ def _timed_run(
     return measure(result.report, workers, wall, started_at, chunk_size), result
 
 
-def _resolve_testbed(name: str) -> Testbed:
+def resolve_testbed(name: str) -> Testbed:
+    """The testbed named ``name``; a bad name is a :class:`UseCaseError`."""
     try:
         return find_testbed(name)
     except SaettaError as exc:

@@ -11,8 +11,8 @@ from typing import Any
 
 from saetta.dataset import DEFAULT_CHUNK_SIZE
 from saetta.errors import UseCaseError
+from saetta.quantities import format_duration
 from saetta.usecase.measure import Measurement, tail_factor
-from saetta.usecase.quantities import format_duration
 from saetta.usecase.spec import INTERVAL_Z
 
 __all__ = ["Model", "Prediction", "fit_model"]

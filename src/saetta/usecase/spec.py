@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 
 from saetta.dataset import DEFAULT_CHUNK_SIZE, Dataset, FileInfo
-from saetta.errors import DatasetError, UseCaseError
-from saetta.usecase.quantities import (
+from saetta.errors import DatasetError, QuantityError, UseCaseError
+from saetta.quantities import (
     format_count,
     parse_bytes,
     parse_count,
@@ -64,6 +64,14 @@ class Requirement:
 
     @classmethod
     def from_dict(cls, spec: object) -> Requirement:
+        """The ``requirement:`` of a use case; a malformed one is a :class:`UseCaseError`."""
+        try:
+            return cls._read(spec)
+        except QuantityError as exc:
+            raise UseCaseError(str(exc)) from exc
+
+    @classmethod
+    def _read(cls, spec: object) -> Requirement:
         spec = _mapping(spec, "requirement", {"data", "events", "time", "resources"})
         if ("data" in spec) == ("events" in spec) or "time" not in spec:
             msg = "requirement: give data ('1 PB') or events (5e11), and time ('1 h')"

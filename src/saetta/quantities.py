@@ -1,4 +1,11 @@
-"""Stage: use cases (layer 7) — reading and writing quantities: 1 PB, 90 min, 2 GB, 5e11 events."""
+"""Stage: foundation (layer 0) — reading and writing quantities: 1 PB, 90 min, 2 GB, 5e11 events.
+
+One grammar for every size, duration and count saetta reads (a use case's
+requirement, ``--cache-size``, a testbed's ``startup_timeout``, ``runs clean
+--older-than``): a positive number and a unit, decimal (kB, MB) or binary (KiB,
+MiB). Where a bare number is allowed (``plain_number=True``) it is bytes or
+seconds.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 
-from saetta.errors import UseCaseError
+from saetta.errors import QuantityError
 
 __all__ = [
     "format_bytes",
@@ -19,8 +26,6 @@ __all__ = [
     "parse_duration",
 ]
 
-
-# --------------------------------------------------------------------------- quantities
 
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]*)\s*$")
 _BYTES = {"b": 1.0} | {
@@ -39,25 +44,32 @@ _EVENTS = {"", "event", "events", "ev", "evt"}
 
 
 def _quantity(
-    value: object, field_name: str, units: Mapping[str, float] | set[str], example: str
+    value: object,
+    field_name: str,
+    units: Mapping[str, float] | set[str],
+    example: str,
+    plain_number: bool = False,
 ) -> float:
     number, unit = math.nan, ""
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
     elif isinstance(value, str) and (found := _QUANTITY.match(value)):
         number, unit = float(found.group(1)), found.group(2).lower()
+    if isinstance(units, Mapping) and plain_number:
+        units = {**units, "": 1.0}
     if not (math.isfinite(number) and number > 0) or unit not in units:
         msg = f"{field_name}: cannot read {value!r}; expected a positive quantity like {example!r}"
-        raise UseCaseError(msg)
+        raise QuantityError(msg)
     return number * units[unit] if isinstance(units, Mapping) else number
 
 
-def parse_bytes(value: object, field_name: str = "size") -> float:
-    """Bytes in ``"1 PB"``, ``"512 MB"``, ``"2 GiB"`` (decimal and binary units; a unit is required).
+def parse_bytes(value: object, field_name: str = "size", *, plain_number: bool = False) -> float:
+    """Bytes in ``"1 PB"``, ``"512 MB"``, ``"2 GiB"`` (decimal and binary units; a unit is
+    required unless ``plain_number``).
 
     Raises
     ------
-    UseCaseError
+    QuantityError
         Not a positive size with a unit; the message names ``field_name``.
 
     Examples
@@ -65,18 +77,19 @@ def parse_bytes(value: object, field_name: str = "size") -> float:
     >>> parse_bytes("2 GB"), parse_bytes("1 KiB")
     (2000000000.0, 1024.0)
     """
-    return _quantity(value, field_name, _BYTES, "2 GB")
+    return _quantity(value, field_name, _BYTES, "2 GB", plain_number)
 
 
-def parse_duration(value: object, field_name: str = "time") -> float:
-    """Seconds in ``"1 h"``, ``"90 min"``, ``"3600 s"``, ``"2 days"`` (a unit is required).
+def parse_duration(value: object, field_name: str = "time", *, plain_number: bool = False) -> float:
+    """Seconds in ``"1 h"``, ``"90 min"``, ``"3600 s"``, ``"2 days"`` (a unit is required
+    unless ``plain_number``).
 
     Examples
     --------
     >>> parse_duration("90 min")
     5400.0
     """
-    return _quantity(value, field_name, _SECONDS, "90 min")
+    return _quantity(value, field_name, _SECONDS, "90 min", plain_number)
 
 
 def parse_count(value: object, field_name: str = "events") -> float:
@@ -108,7 +121,7 @@ def parse_data(value: object, field_name: str = "data") -> tuple[float | None, f
     if found and found.group(2).lower() in _EVENTS - {""}:
         return parse_count(value, field_name), None
     msg = f"{field_name}: cannot read {value!r}; expected a size ('1 PB') or events ('5e11 events')"
-    raise UseCaseError(msg)
+    raise QuantityError(msg)
 
 
 def format_bytes(size: float) -> str:

@@ -13,17 +13,18 @@ import dataclasses
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from saetta._config import data_home
 from saetta._version import __version__
 from saetta.errors import UseCaseError
 
 if TYPE_CHECKING:
-    from saetta.usecase import Calibration, Validation
+    from saetta.usecase import Calibration, Measurement, Validation
 
 __all__ = [
     "HistoryEntry",
@@ -79,8 +80,7 @@ def history_path() -> Path:
     """Where the history lives: ``$SAETTA_HISTORY`` or ``$XDG_DATA_HOME/saetta/history.sqlite``."""
     if os.environ.get("SAETTA_HISTORY"):
         return Path(os.environ["SAETTA_HISTORY"])
-    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data) / "saetta" / "history.sqlite"
+    return data_home() / "history.sqlite"
 
 
 @contextmanager
@@ -134,45 +134,44 @@ def entries(
 
 def from_calibration(calibration: Calibration, verdict: str) -> HistoryEntry:
     """The history entry of a calibration (``verdict``: its plan's)."""
-    return HistoryEntry(
-        kind="calibration",
-        testbed=calibration.testbed,
-        date=calibration.date,
-        saetta_version=calibration.saetta_version,
-        host=calibration.host,
-        usecase=calibration.usecase,
-        analysis=calibration.analysis,
-        rate_hz=calibration.rate_hz,
-        events=sum(m.events for m in calibration.runs),
-        workers=max(m.workers for m in calibration.runs),
-        wall_s=sum(m.wall_s for m in calibration.runs),
-        alpha=calibration.model.alpha,
-        peak_memory=calibration.peak_memory,
-        predicted_s=None,
-        verdict=verdict,
-    )
+    when = (calibration.date, calibration.saetta_version, calibration.host)
+    rate, alpha = calibration.rate_hz, calibration.model.alpha
+    return _entry("calibration", calibration, calibration.runs, when, verdict, rate, alpha)
 
 
 def from_validation(validation: Validation) -> HistoryEntry:
     """The history entry of a validation run."""
-    calibration, measurement = validation.plan.calibration, validation.measurement
-    return HistoryEntry(
-        kind="validation",
-        testbed=calibration.testbed,
-        date=validation.date,
-        saetta_version=__version__,
-        host=socket.gethostname(),
-        usecase=calibration.usecase,
-        analysis=calibration.analysis,
-        rate_hz=validation.rate_hz,
-        events=measurement.events,
-        workers=measurement.workers,
-        wall_s=measurement.wall_s,
+    when = (validation.date, __version__, socket.gethostname())
+    return _entry(
+        "validation",
+        validation.plan.calibration,
+        (validation.measurement,),
+        when,
+        validation.verdict,
+        validation.rate_hz,
         alpha=None,
-        peak_memory=measurement.peak_memory,
         predicted_s=validation.predicted.time_s,
-        verdict=validation.verdict,
     )
+
+
+def _entry(
+    kind: str,
+    calibration: Calibration,
+    runs: Sequence[Measurement],
+    when: tuple[str, str, str],
+    verdict: str,
+    rate_hz: float,
+    alpha: float | None,
+    predicted_s: float | None = None,
+) -> HistoryEntry:
+    """An entry for ``runs`` (all of a calibration's, or a validation's one) on the
+    calibration's testbed; ``when`` is (date, saetta version, host)."""
+    date, version, host = when
+    return HistoryEntry(
+        kind, calibration.testbed, date, version, host, calibration.usecase,
+        calibration.analysis, rate_hz, sum(m.events for m in runs), max(m.workers for m in runs),
+        sum(m.wall_s for m in runs), alpha, max(m.peak_memory for m in runs), predicted_s, verdict,
+    )  # fmt: skip
 
 
 def format_history(rows: tuple[HistoryEntry, ...]) -> str:

@@ -1,7 +1,6 @@
-"""Stage: command line (layer 9) — ``saetta plan``, ``saetta validate``, ``saetta testbeds history``.
+"""The command line (layer 9) — ``saetta plan`` and ``saetta validate``.
 
-Registered on the ``saetta`` command by :mod:`saetta.cli`. Bad input raises
-:class:`~saetta.UseCaseError`, which ``saetta`` prints as one line (exit 1). A
+Bad input raises :class:`~saetta.UseCaseError`, which ``saetta`` prints as one line (exit 1). A
 requirement that cannot be met (NOT FEASIBLE), may not be met (UNCERTAIN: it lies
 within the prediction's uncertainty) or was not met (FAIL) exits 3, after the
 report is printed and written.
@@ -10,20 +9,18 @@ report is printed and written.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from saetta import history, report
 from saetta.errors import SaettaError, UseCaseError
-from saetta.usecase import Plan, UseCase, Validation
+from saetta.usecase import Plan, UseCase, Validation, history, report
 from saetta.usecase import plan as make_plan
 from saetta.usecase import validate as run_validation
 
-__all__ = ["plan", "testbeds_history", "validate"]
+__all__ = ["plan", "validate"]
 
 #: Exit status when the requirement cannot (or may not) be met (plan), or was not met (validate).
 NOT_MET = 3
@@ -56,8 +53,7 @@ def _finish(item: Plan | Validation, name: str, out: str | None, as_json: bool) 
     paths = report.write(item, report.run_dir(name, out))
     click.echo(report.to_json(item) if as_json else report.text(item), nl=not as_json)
     click.echo(f"\nwrote {paths['html']} (and report.json, report.md, plots)", err=True)
-    met = item.passed if isinstance(item, Validation) else item.feasible
-    if not met:
+    if not item.met:
         sys.exit(NOT_MET)
 
 
@@ -116,24 +112,3 @@ def validate(
         history.record(history.from_calibration(planned.calibration, planned.verdict))
         history.record(history.from_validation(result))
     _finish(result, spec.name, out, as_json)
-
-
-@click.command("history")
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
-def testbeds_history(name: str, as_json: bool) -> None:
-    """Show the calibrations and validations recorded for testbed NAME: how its rate evolved.
-
-    The history is $SAETTA_HISTORY, or $XDG_DATA_HOME/saetta/history.sqlite
-    (default ~/.local/share/saetta/history.sqlite).
-    """
-    rows = history.entries(name)
-    if as_json:
-        click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
-    elif not rows:
-        click.echo(
-            f"no calibration or validation recorded for testbed {name!r} in {history.history_path()}"
-        )
-    else:
-        click.echo(f"testbed {name!r}: {len(rows)} entries in {history.history_path()}")
-        click.echo(history.format_history(rows))
