@@ -24,11 +24,16 @@ session end.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +145,20 @@ class SlurmEnv:
             ["squeue", "-h", "-o", "%i"], env=self.env, capture_output=True, text=True, check=True
         ).stdout
         return out.split()
+
+    def job_nodes(self, job_name: str) -> dict[str, str]:
+        """``{job id: node}`` of the jobs named ``job_name`` that SLURM lists now (the node
+        is ``""`` while a job waits). Poll it with :func:`watch_jobs`: accounting is off on
+        this cluster (no ``sacct``), and squeue lists a job only until MinJobAge after it ends.
+        """
+        out = subprocess.run(
+            ["squeue", "-h", "-n", job_name, "-o", "%i %N"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return {job: node for job, _, node in (line.partition(" ") for line in out.splitlines())}
 
 
 def slurm_state_dir() -> Path:
@@ -266,6 +285,24 @@ class HTCondorEnv:
         """Job ids still in the queue."""
         return self.run("condor_q", "-af", "GlobalJobId").stdout.split()
 
+    def condor_history(self, since: float) -> dict[str, str]:
+        """``{"cluster.proc": host}`` of the jobs that left the queue and were submitted at
+        or after ``since`` (``time.time()``): what the schedd itself says ran where."""
+        out = self.run(
+            "condor_history",
+            "-constraint",
+            f"QDate >= {int(since)}",
+            "-af",
+            "ClusterId",
+            "ProcId",
+            "LastRemoteHost",
+        ).stdout
+        jobs = {}
+        for line in out.splitlines():
+            cluster, proc, slot = line.split()
+            jobs[f"{cluster}.{proc}"] = slot.rpartition("@")[2]  # slot1_1@host
+        return jobs
+
 
 def htcondor_info() -> dict[str, str]:
     out = run_script(HTCONDOR_SCRIPT, "info").stdout
@@ -309,10 +346,102 @@ def htcondor_env() -> Iterator[HTCondorEnv]:
             stop_htcondor()
 
 
+# --------------------------------------------------------------------------------------------
+# Where units ran
+
+
+#: A unit's worker (``UnitOutcome.worker``) in a batch job: ``host:pid (slurm job 42)``,
+#: ``host:pid (htcondor job 7.0)``; outside one it is ``host:pid``.
+BATCH_WORKER = re.compile(
+    r"(?P<host>[^\s:]+):(?P<pid>\d+) \((?P<system>slurm|htcondor) job (?P<job>\d+(?:\.\d+)?)\)"
+)
+
+
+def unit_workers(run_dir: Path) -> list[str]:
+    """The worker of each unit recorded in a run directory (``units/*.jsonl``)."""
+    return [
+        json.loads(line)["worker"]
+        for segment in sorted((run_dir / "units").glob("*.jsonl"))
+        for line in segment.read_text().splitlines()
+        if line.strip()
+    ]
+
+
+def short_host(name: str) -> str:
+    return name.split(".", 1)[0].lower()
+
+
+def assert_ran_in_jobs(workers: Iterable[str], system: str, jobs: Mapping[str, str]) -> set[str]:
+    """Every unit ran in a ``system`` batch job that the batch system reported (``jobs``:
+    job id to node), on that job's node, and not in this test process; return the job ids."""
+    workers = list(workers)
+    assert workers, "no unit recorded a worker"
+    used = set()
+    for worker in workers:
+        found = BATCH_WORKER.fullmatch(worker)
+        assert found, f"unit ran outside a batch job: worker {worker!r}"
+        assert found["system"] == system, worker
+        assert found["job"] in jobs, f"{worker}: not a job the batch system reported {jobs}"
+        assert short_host(found["host"]) == short_host(jobs[found["job"]]), (worker, jobs)
+        assert int(found["pid"]) != os.getpid(), worker
+        used.add(found["job"])
+    return used
+
+
+@contextmanager
+def watch_jobs(
+    poll: Callable[[], Mapping[str, str]], every_s: float = 0.5
+) -> Iterator[dict[str, str]]:
+    """Call ``poll`` (job id to node, as :meth:`SlurmEnv.job_nodes`) in a thread while the
+    block runs, and once after; yield the union of what it saw (a node once known is kept).
+    A failed poll (a busy controller) is skipped; it is raised only if no poll succeeded."""
+    seen: dict[str, str] = {}
+    errors: list[Exception] = []
+    answered = threading.Event()
+    stop = threading.Event()
+
+    def collect() -> None:
+        try:
+            jobs = poll()
+        except (OSError, subprocess.SubprocessError, ServiceError) as exc:
+            errors.append(exc)
+            return
+        answered.set()
+        for job, node in jobs.items():
+            if node or job not in seen:
+                seen[job] = node
+
+    def loop() -> None:
+        collect()
+        while not stop.wait(every_s):
+            collect()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join()
+        collect()
+    if not answered.is_set():
+        raise errors[-1]
+
+
+def wait_for(probe: Callable[[], Mapping[str, str]], timeout_s: float = 30) -> Mapping[str, str]:
+    """``probe()`` once it is non-empty, or its last answer after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not (answer := probe()) and time.monotonic() < deadline:
+        time.sleep(1)
+    return answer
+
+
 __all__ = [
+    "BATCH_WORKER",
     "HTCondorEnv",
     "ServiceError",
     "SlurmEnv",
+    "assert_ran_in_jobs",
     "htcondor_env",
     "is_running",
     "run_script",
@@ -322,4 +451,7 @@ __all__ = [
     "start_slurm",
     "stop_htcondor",
     "stop_slurm",
+    "unit_workers",
+    "wait_for",
+    "watch_jobs",
 ]

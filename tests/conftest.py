@@ -74,6 +74,30 @@ def small_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     ]
 
 
+@pytest.fixture(scope="session")
+def weighted_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The events of ``sample_root`` with log-normal ``genWeight`` magnitudes (not +-1):
+    weighted sums then depend on the order of addition, so a merge order shows."""
+    return generate_nanoaod(
+        tmp_path_factory.mktemp("data") / "weighted.root",
+        20_000,
+        seed=7,
+        chunk_events=5_000,
+        weights="lognormal",
+    )
+
+
+@pytest.fixture(scope="session")
+def weighted_small_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """``small_files`` with log-normal ``genWeight`` magnitudes."""
+    folder = tmp_path_factory.mktemp("weighted_small")
+    return [
+        generate_nanoaod(folder / "a.root", 400, seed=1, chunk_events=150, weights="lognormal"),
+        generate_nanoaod(folder / "b.root", 0, seed=2, weights="lognormal"),
+        generate_nanoaod(folder / "c.root", 257, seed=3, chunk_events=100, weights="lognormal"),
+    ]
+
+
 def flow_values(result: object, name: str) -> np.ndarray:
     return np.asarray(result[name].view(flow=True))  # type: ignore[index]
 

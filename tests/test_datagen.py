@@ -147,6 +147,39 @@ def test_root_and_parquet_hold_identical_values(
         assert ak.array_equal(events[name], table[name], dtype_exact=True), name
 
 
+def test_lognormal_weights_are_not_unit_and_reproducible(
+    tmp_path: pathlib.Path, events: ak.Array
+) -> None:
+    def weighted(name: str, seed: int = 7) -> ak.Array:
+        path = generate_nanoaod(
+            tmp_path / name, EVENTS, seed=seed, chunk_events=CHUNK, weights="lognormal"
+        )
+        return read_root(path) if name.endswith(".root") else ak.from_parquet(path)
+
+    first = weighted("a.root")
+    w = ak.to_numpy(first.genWeight)
+    assert w.dtype == np.float32
+    # Not +-1: all but a handful differ from 1 in magnitude, and nearly all are distinct.
+    assert np.mean(np.abs(w) == 1.0) < 0.001
+    assert len(np.unique(w)) > 0.99 * EVENTS
+    log = np.log(np.abs(w).astype(np.float64))
+    assert abs(np.median(log)) < 0.05
+    assert 0.95 < np.std(log) < 1.05
+    # The signs are those of the default file, and nothing else changes.
+    assert np.array_equal(np.sign(w), ak.to_numpy(events.genWeight))
+    for name in EXPECTED:
+        if name != "genWeight":
+            assert ak.array_equal(first[name], events[name], dtype_exact=True), name
+    # Reproducible by seed, in either format; another seed gives other weights.
+    for again in (weighted("b.root"), weighted("b.parquet")):
+        assert np.array_equal(ak.to_numpy(again.genWeight), w)
+    assert not np.array_equal(ak.to_numpy(weighted("c.root", seed=8).genWeight), w)
+    # What the option is for: their squares sum to other bits in another order.
+    squares = (w.astype(np.float64) ** 2).tolist()
+    assert sum(squares) != sum(reversed(squares))
+    assert sum(squares) == pytest.approx(sum(reversed(squares)), rel=1e-12)
+
+
 @pytest.mark.parametrize("suffix", [".root", ".parquet"])
 def test_zero_events_gives_full_schema(tmp_path: pathlib.Path, suffix: str) -> None:
     path = generate_nanoaod(tmp_path / f"empty{suffix}", 0)
@@ -293,6 +326,7 @@ def test_explicit_format_overrides_suffix(tmp_path: pathlib.Path) -> None:
         {"path": "x.parquet", "compression": "lzma:1"},
         {"events": -1},
         {"chunk_events": 0},
+        {"weights": "gaussian"},
     ],
 )
 def test_invalid_arguments(tmp_path: pathlib.Path, kwargs: dict[str, object]) -> None:

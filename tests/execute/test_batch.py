@@ -1,8 +1,10 @@
 """`saetta run --testbed` on real batch systems: SLURM and HTCondor on this host.
 
 The services come from ``.ci/services/`` (see ``tests/batch_services.py``). Each test runs
-the command as a user would, compares the histograms with a local run bin for bin, and
-checks that no batch job outlives the run. Then the batch system that does not answer
+the command as a user would, compares the histograms with a local run bin for bin (and
+finds them filled), checks that every unit ran in a job the batch system itself reported
+(the unit records name the worker's batch job: ``host:pid (slurm job 42)``), and that no
+batch job outlives the run. Then the batch system that does not answer
 (no controller, no commands, a partition that does not exist, a submission refused): each
 is one ExecutorError line within seconds, no traceback, no job left behind.
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from batch_services import assert_ran_in_jobs, unit_workers, wait_for, watch_jobs
 from conftest import flow_values
 
 import saetta
@@ -48,6 +51,15 @@ def _histograms(document: dict) -> dict[str, np.ndarray]:  # type: ignore[type-a
     return {k: np.asarray(v["values"]) for k, v in document["histograms"].items()}
 
 
+def _assert_same_filled_histograms(document: dict, local: saetta.Result) -> None:  # type: ignore[type-arg]
+    """The run's histograms are the local run's, bin for bin, and none of them is empty."""
+    histograms = _histograms(document)
+    assert sorted(histograms) == sorted(local), sorted(histograms)
+    for name, values in histograms.items():
+        np.testing.assert_array_equal(values, flow_values(local, name), err_msg=name)
+        assert values.sum() > 0, f"{name} is empty"
+
+
 @pytest.fixture(scope="module")
 def local(small_files: list[Path]) -> saetta.Result:
     return saetta.run(adl.analysis, small_files, chunk_size=100, progress=False)
@@ -59,35 +71,42 @@ def test_slurm_testbed_equals_local(
     local: saetta.Result,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    spec = {"type": "slurm", "workers": 2, **slurm_cluster_env.cluster_kwargs()}
+    job_name = f"saetta-equal-{uuid.uuid4().hex[:8]}"
+    spec = {"type": "slurm", "workers": 2, **slurm_cluster_env.cluster_kwargs(job_name=job_name)}
     (tmp_path / "testbeds.yaml").write_text(yaml.safe_dump({"testbeds": {"slurm-local": spec}}))
     env = slurm_cluster_env.env
-    run = subprocess.run(
-        [
-            SAETTA,
-            "run",
-            "adl",
-            *map(str, small_files),
-            "--testbed",
-            "slurm-local",
-            "--chunk-size",
-            "100",
-            "-o",
-            "out.json",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    with watch_jobs(lambda: slurm_cluster_env.job_nodes(job_name)) as jobs:
+        run = subprocess.run(
+            [
+                SAETTA,
+                "run",
+                "adl",
+                *map(str, small_files),
+                "--testbed",
+                "slurm-local",
+                "--chunk-size",
+                "100",
+                "-o",
+                "out.json",
+                "--run-dir",
+                "run",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
     assert run.returncode == 0, run.stdout + run.stderr
     document = json.loads((tmp_path / "out.json").read_text())
     assert document["report"]["executor"] == "slurm-local (slurm)"
     assert document["report"]["events_processed"] == 657
-    for name, values in _histograms(document).items():
-        np.testing.assert_array_equal(values, flow_values(local, name), err_msg=name)
+    _assert_same_filled_histograms(document, local)
+    workers = unit_workers(tmp_path / "run")
+    assert len(workers) == document["report"]["units_done"]
+    used = assert_ran_in_jobs(workers, "slurm", jobs)
+    assert 1 <= len(used) <= 2, workers  # two single-worker jobs
     assert slurm_cluster_env.squeue() == []
 
     (tmp_path / "failing.py").write_text(FAILING)
@@ -127,6 +146,7 @@ def test_htcondor_testbed_equals_local(
         names.append(path.name)
     spec = {"type": "htcondor", "workers": 2, **htcondor_env.cluster_kwargs()}
     (shared / "testbeds.yaml").write_text(yaml.safe_dump({"testbeds": {"condor": spec}}))
+    started = time.time()
     run = htcondor_env.run(
         "saetta",
         "run",
@@ -138,6 +158,8 @@ def test_htcondor_testbed_equals_local(
         "100",
         "-o",
         "out.json",
+        "--run-dir",
+        "run",
         cwd=shared,
         check=False,
     )
@@ -145,9 +167,14 @@ def test_htcondor_testbed_equals_local(
     document = json.loads((shared / "out.json").read_text())
     assert document["report"]["executor"] == "condor (htcondor)"
     assert document["report"]["events_processed"] == 657
-    for name, values in _histograms(document).items():
-        np.testing.assert_array_equal(values, flow_values(local, name), err_msg=name)
+    _assert_same_filled_histograms(document, local)
     assert htcondor_env.condor_q() == []
+    # The schedd's own record of the jobs submitted since the run began (no others ran then).
+    jobs = wait_for(lambda: htcondor_env.condor_history(since=started))
+    workers = unit_workers(shared / "run")
+    assert len(workers) == document["report"]["units_done"]
+    used = assert_ran_in_jobs(workers, "htcondor", jobs)
+    assert 1 <= len(used) <= 2, workers
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,9 +252,12 @@ def test_slurm_testbed_checks_then_runs(
     started = time.monotonic()
     bed.check_scheduler()
     assert time.monotonic() - started < 5
-    result = saetta.run(adl.analysis, small_files, testbed=bed, chunk_size=100, progress=False)
+    with watch_jobs(lambda: slurm_cluster_env.job_nodes(str(slurm_spec["job_name"]))) as jobs:
+        result = saetta.run(adl.analysis, small_files, testbed=bed, chunk_size=100, progress=False)
     assert result.report.executor == "slurm-check (slurm)"
     assert result.report.events_processed == 657
+    # The report's own per-unit records (the API's view), not only the run directory's.
+    assert len(assert_ran_in_jobs((u.worker for u in result.report.units), "slurm", jobs)) == 1
     assert _queued(slurm_cluster_env, slurm_spec) == []
 
 

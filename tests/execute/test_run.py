@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import hist
 import numpy as np
@@ -30,38 +36,130 @@ def test_result_independent_of_chunk_size(chunk_size: int, small_files: list[Pat
         np.testing.assert_array_equal(flow_values(result, name), values, err_msg=name)
 
 
-def test_file_order_and_executor_do_not_change_result(small_files: list[Path]) -> None:
-    local = saetta.run(adl.analysis, small_files, chunk_size=50, progress=False)
-    reordered = saetta.run(
-        adl.analysis, small_files[::-1], executor="processes:2", chunk_size=50, progress=False
-    )
-    assert reordered.report.executor == "processes:2"
-    for name in local:
-        np.testing.assert_array_equal(flow_values(local, name), flow_values(reordered, name))
+class Scrambled(ThreadPoolExecutor):
+    """Four threads that finish units in an order of their own: each call first sleeps a
+    few random milliseconds. ``finished`` lists (path, first entry) of the units as they
+    finished."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(max_workers=4)
+        self._delays = random.Random(seed)
+        self._lock = threading.Lock()
+        self.finished: list[tuple[str, int]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        delay = self._delays.uniform(0.0, 0.01)
+        return super().submit(self._late, delay, fn, *args, **kwargs)
+
+    def _late(self, delay: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        time.sleep(delay)
+        outcome = fn(*args, **kwargs)
+        with self._lock:
+            self.finished.append((outcome.unit.path, outcome.unit.start))
+        return outcome
+
+
+def event_weights(gen_weight: np.ndarray, met_phi: np.ndarray) -> np.ndarray:
+    """genWeight times a per-event scale factor, as analyses apply: float64 products of
+    53 significant bits, whose sums round at nearly every addition. (Sums of the float32
+    genWeights alone are exact in float64; sums of their squares round rarely.)"""
+    return gen_weight.astype(np.float64) * (1.0 + met_phi.astype(np.float64) / 7.0)
 
 
 def weighted_met(events):  # type: ignore[no-untyped-def]
+    """A weighted fill and sums of weights: not exact in floating point, so their bits
+    show the order the units' results were added in."""
+    w = event_weights(np.asarray(events.genWeight), np.asarray(events.MET.phi))
     h = hist.Hist(hist.axis.Regular(20, 0, 200), storage=hist.storage.Weight())
-    h.fill(events.MET.pt, weight=events.genWeight)
-    return {"met": h, "sumw": float(np.sum(events.genWeight)), "n": len(events)}
+    h.fill(events.MET.pt, weight=w)
+    return {"met": h, "sumw": float(np.sum(w)), "sumw2": float(np.sum(w * w)), "n": len(events)}
 
 
-def test_weighted_fills_and_numbers_merge_exactly(sample_root: Path) -> None:
+def adl_and_weighted_met(events):  # type: ignore[no-untyped-def]
+    return {**adl.analysis(events), **weighted_met(events)}
+
+
+def assert_same_bits(result: Any, other: Any) -> None:
+    assert (result["n"], result["sumw"], result["sumw2"]) == (
+        other["n"],
+        other["sumw"],
+        other["sumw2"],
+    )
+    for view in ("values", "variances"):
+        np.testing.assert_array_equal(
+            getattr(result["met"], view)(flow=True), getattr(other["met"], view)(flow=True), view
+        )
+
+
+def test_file_order_and_executor_do_not_change_result(weighted_small_files: list[Path]) -> None:
+    files = weighted_small_files
+    expected = _sum_reference(files)
+    local = saetta.run(adl_and_weighted_met, files, chunk_size=50, progress=False)
+    reordered = saetta.run(
+        adl_and_weighted_met, files[::-1], executor="processes:2", chunk_size=50, progress=False
+    )
+    assert reordered.report.executor == "processes:2"
+    with Scrambled(seed=1) as threads:
+        scrambled = saetta.run(
+            adl_and_weighted_met, files[::-1], executor=threads, chunk_size=50, progress=False
+        )
+    assert threads.finished != sorted(threads.finished)  # they did finish out of order
+    for name, values in expected.items():
+        for result in (local, reordered, scrambled):
+            np.testing.assert_array_equal(flow_values(result, name), values, err_msg=name)
+    assert_same_bits(reordered, local)
+    assert_same_bits(scrambled, local)
+    # The weights do show a change of order: another chunking adds in another order.
+    other = saetta.run(weighted_met, files, chunk_size=100, run_dir=False, progress=False)
+    variances = other["met"].variances(flow=True)
+    assert not np.array_equal(variances, local["met"].variances(flow=True))
+
+
+def test_weighted_fills_and_numbers_merge_exactly(weighted_root: Path) -> None:
     import uproot
 
-    arrays = uproot.open(sample_root)["Events"].arrays(["MET_pt", "genWeight"], library="np")
+    names = ["MET_pt", "MET_phi", "genWeight"]
+    arrays = uproot.open(weighted_root)["Events"].arrays(names, library="np")
+    assert np.mean(np.abs(arrays["genWeight"]) == 1.0) < 0.01
+    w = event_weights(arrays["genWeight"], arrays["MET_phi"])
     expected = hist.Hist(hist.axis.Regular(20, 0, 200), storage=hist.storage.Weight())
-    expected.fill(arrays["MET_pt"], weight=arrays["genWeight"])
-    for chunk_size, executor in [(20_000, "local"), (777, "local"), (3_000, "processes:2")]:
-        result = saetta.run(
-            weighted_met, sample_root, chunk_size=chunk_size, executor=executor, progress=False
-        )
-        assert result["n"] == 20_000
-        assert result["sumw"] == float(arrays["genWeight"].astype(np.float64).sum())
-        np.testing.assert_array_equal(result["met"].values(flow=True), expected.values(flow=True))
-        np.testing.assert_array_equal(
-            result["met"].variances(flow=True), expected.variances(flow=True)
-        )
+    expected.fill(arrays["MET_pt"], weight=w)
+    # One unit: the very additions of one fill over the whole file.
+    whole = saetta.run(weighted_met, weighted_root, chunk_size=20_000, progress=False)
+    assert whole.report.units_total == 1
+    assert (whole["n"], whole["sumw"], whole["sumw2"]) == (20_000, np.sum(w), np.sum(w * w))
+    np.testing.assert_array_equal(whole["met"].values(flow=True), expected.values(flow=True))
+    np.testing.assert_array_equal(whole["met"].variances(flow=True), expected.variances(flow=True))
+    for chunk_size, executors in [(777, ["local"]), (3_000, ["local", "processes:2"])]:
+        first: Any = None
+        for executor in executors:
+            result = saetta.run(
+                weighted_met,
+                weighted_root,
+                chunk_size=chunk_size,
+                executor=executor,
+                progress=False,
+            )
+            first = first or result
+            assert result.report.executor == executor
+            assert_same_bits(result, first)
+        with Scrambled(seed=chunk_size) as threads:
+            scrambled = saetta.run(
+                weighted_met, weighted_root, chunk_size=chunk_size, executor=threads, progress=False
+            )
+        assert threads.finished != sorted(threads.finished)  # they did finish out of order
+        assert_same_bits(scrambled, first)
+        # Another chunking adds the same numbers in another order: the same to rounding,
+        # not to the bit (were it, these weights could not show a merge order). The
+        # totals of numpy's pairwise sums are often correctly rounded either way; the
+        # bins, filled one weight at a time, are not.
+        assert first["n"] == 20_000
+        for key in ("sumw", "sumw2"):
+            assert first[key] == pytest.approx(whole[key], rel=1e-12)
+        for view in ("values", "variances"):
+            got = getattr(first["met"], view)(flow=True)
+            np.testing.assert_allclose(got, getattr(expected, view)(flow=True), rtol=1e-12)
+            assert not np.array_equal(got, getattr(expected, view)(flow=True)), view
 
 
 def fails_on_second_file(events):  # type: ignore[no-untyped-def]
