@@ -2,6 +2,10 @@
 
 This is the work-unit boundary: the one place where any exception is caught,
 and turned into a :class:`~saetta.execute.outcome.Failure` naming the unit.
+
+Longer than most modules because everything a unit's failure report needs sits
+with the boundary: retries on transient storage errors, the time limit, the
+measurements, and telling the file's errors from the analysis's own.
 """
 
 from __future__ import annotations
