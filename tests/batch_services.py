@@ -121,6 +121,18 @@ class SlurmEnv:
         """Environment for subprocesses (sbatch, squeue, a client in another process)."""
         return {**os.environ, "SLURM_CONF": str(self.slurm_conf)}
 
+    def saetta(self, *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run the ``saetta`` command in ``cwd`` against this cluster (``env`` added)."""
+        return subprocess.run(
+            [str(Path(sys.executable).with_name("saetta")), *args],
+            cwd=cwd,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
     def cluster_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """Keyword arguments for ``dask_jobqueue.SLURMCluster`` that work on this cluster."""
         kwargs: dict[str, Any] = {

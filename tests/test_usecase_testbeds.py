@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,25 +53,17 @@ def test_plan_and_validate_on_slurm(slurm_cluster_env, sample_root: Path, tmp_pa
     spec = {"type": "slurm", "workers": 2, **slurm_cluster_env.cluster_kwargs(job_name=job_name)}
     (tmp_path / "testbeds.yaml").write_text(yaml.safe_dump({"testbeds": {"slurm-local": spec}}))
     (tmp_path / "usecase.yaml").write_text(yaml.safe_dump(_spec(sample_root, "slurm-local")))
-    env = {**slurm_cluster_env.env, "SAETTA_TESTBEDS": str(tmp_path / "testbeds.yaml")}
     with watch_jobs(lambda: slurm_cluster_env.job_nodes(job_name)) as jobs:
-        done = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("saetta")),
-                "validate",
-                "usecase.yaml",
-                "--fraction",
-                "0.5",
-                "--no-history",
-                "--out",
-                "report",
-            ],
+        done = slurm_cluster_env.saetta(
+            "validate",
+            "usecase.yaml",
+            "--fraction",
+            "0.5",
+            "--no-history",
+            "--out",
+            "report",
             cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
+            SAETTA_TESTBEDS=str(tmp_path / "testbeds.yaml"),
         )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "plan: FEASIBLE" in done.stderr

@@ -19,7 +19,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -37,7 +36,6 @@ from saetta.execute.testbeds import load_testbeds
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-SAETTA = str(Path(sys.executable).with_name("saetta"))
 
 FAILING = """
 def analysis(events):
@@ -74,29 +72,20 @@ def test_slurm_testbed_equals_local(
     job_name = f"saetta-equal-{uuid.uuid4().hex[:8]}"
     spec = {"type": "slurm", "workers": 2, **slurm_cluster_env.cluster_kwargs(job_name=job_name)}
     (tmp_path / "testbeds.yaml").write_text(yaml.safe_dump({"testbeds": {"slurm-local": spec}}))
-    env = slurm_cluster_env.env
     with watch_jobs(lambda: slurm_cluster_env.job_nodes(job_name)) as jobs:
-        run = subprocess.run(
-            [
-                SAETTA,
-                "run",
-                "adl",
-                *map(str, small_files),
-                "--testbed",
-                "slurm-local",
-                "--chunk-size",
-                "100",
-                "-o",
-                "out.json",
-                "--run-dir",
-                "run",
-            ],
+        run = slurm_cluster_env.saetta(
+            "run",
+            "adl",
+            *map(str, small_files),
+            "--testbed",
+            "slurm-local",
+            "--chunk-size",
+            "100",
+            "-o",
+            "out.json",
+            "--run-dir",
+            "run",
             cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
         )
     assert run.returncode == 0, run.stdout + run.stderr
     document = json.loads((tmp_path / "out.json").read_text())
@@ -110,23 +99,15 @@ def test_slurm_testbed_equals_local(
     assert slurm_cluster_env.squeue() == []
 
     (tmp_path / "failing.py").write_text(FAILING)
-    failed = subprocess.run(
-        [
-            SAETTA,
-            "run",
-            "failing.py:analysis",
-            *map(str, small_files),
-            "--testbed",
-            "slurm-local",
-            "--chunk-size",
-            "100",
-        ],
+    failed = slurm_cluster_env.saetta(
+        "run",
+        "failing.py:analysis",
+        *map(str, small_files),
+        "--testbed",
+        "slurm-local",
+        "--chunk-size",
+        "100",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
     )
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "this unit is bad" in failed.stderr
