@@ -38,24 +38,35 @@ def test_result_independent_of_chunk_size(chunk_size: int, small_files: list[Pat
 
 class Scrambled(ThreadPoolExecutor):
     """Four threads that finish units in an order of their own: each call first sleeps a
-    few random milliseconds. ``finished`` lists (path, first entry) of the units as they
-    finished."""
+    few random milliseconds, and the first unit submitted waits until another has
+    finished, so the order differs from submission however fast the units run.
+    ``finished`` lists (path, first entry) of the units as they finished."""
 
     def __init__(self, seed: int) -> None:
         super().__init__(max_workers=4)
         self._delays = random.Random(seed)
         self._lock = threading.Lock()
+        self._another_finished = threading.Event()
+        self._submitted = 0
         self.finished: list[tuple[str, int]] = []
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         delay = self._delays.uniform(0.0, 0.01)
-        return super().submit(self._late, delay, fn, *args, **kwargs)
+        first = self._submitted == 0
+        self._submitted += 1
+        return super().submit(self._late, first, delay, fn, *args, **kwargs)
 
-    def _late(self, delay: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _late(
+        self, first: bool, delay: float, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        if first:
+            self._another_finished.wait(timeout=30)
         time.sleep(delay)
         outcome = fn(*args, **kwargs)
         with self._lock:
             self.finished.append((outcome.unit.path, outcome.unit.start))
+        if not first:
+            self._another_finished.set()
         return outcome
 
 
