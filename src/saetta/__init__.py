@@ -17,8 +17,9 @@ Examples
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from saetta._version import __version__
-from saetta.dataset import Dataset, FileInfo, WorkUnit
 from saetta.errors import (
     AnalysisError,
     DatasetError,
@@ -31,10 +32,41 @@ from saetta.errors import (
     UnitError,
     UseCaseError,
 )
-from saetta.execute import Failure, LocalExecutor, Result, RunReport, available_executors, run
-from saetta.formats import available_formats
-from saetta.output import save
-from saetta.usecase import Calibration, Plan, Requirement, UseCase, Validation
+
+if TYPE_CHECKING:
+    from saetta.dataset import Dataset, FileInfo, WorkUnit
+    from saetta.execute import (
+        Failure,
+        LocalExecutor,
+        Result,
+        RunReport,
+        available_executors,
+        run,
+    )
+    from saetta.formats import available_formats
+    from saetta.output import save
+    from saetta.usecase import Calibration, Plan, Requirement, UseCase, Validation
+
+# The rest loads on first use: ``import saetta`` stays cheap (numpy, awkward, uproot and
+# hist take most of a second), for the CLI's --help and for workers that only unpickle.
+_LAZY = {
+    "Dataset": "saetta.dataset",
+    "FileInfo": "saetta.dataset",
+    "WorkUnit": "saetta.dataset",
+    "Failure": "saetta.execute",
+    "LocalExecutor": "saetta.execute",
+    "Result": "saetta.execute",
+    "RunReport": "saetta.execute",
+    "available_executors": "saetta.execute",
+    "run": "saetta.execute",
+    "available_formats": "saetta.formats",
+    "save": "saetta.output",
+    "Calibration": "saetta.usecase",
+    "Plan": "saetta.usecase",
+    "Requirement": "saetta.usecase",
+    "UseCase": "saetta.usecase",
+    "Validation": "saetta.usecase",
+}
 
 __all__ = [
     "AnalysisError",
@@ -65,6 +97,17 @@ __all__ = [
     "run",
     "save",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        msg = f"module 'saetta' has no attribute {name!r}"
+        raise AttributeError(msg)
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

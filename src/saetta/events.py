@@ -109,25 +109,56 @@ def build_events(cache: UnitColumns, *, attrs: Mapping[str, Any] | None = None) 
     >>> events = build_events(cache)  # doctest: +SKIP
     >>> events.Jet.pt      # reads nJet and Jet_pt, nothing else  # doctest: +SKIP
     """
-    layout = NanoLayout.of(cache.reader.columns)
+    form, sources = _form(tuple(cache.reader.columns.values()))
     length = cache.stop - cache.start
     buffers: dict[str, Callable[[], Any]] = {}
+    for key, source, argument in sources:
+        if source == "offsets":
+            buffers[key] = functools.partial(_offsets, cache, argument)
+        elif source == "content":
+            column, counter = argument
+            buffers[key] = functools.partial(_content, cache, column, counter)
+        else:
+            buffers[key] = functools.partial(_flat, cache, argument.name, argument.dtype, length)
+    return ak.from_buffers(
+        form,
+        length,
+        buffers,
+        buffer_key="{form_key}-{attribute}",
+        behavior=_BEHAVIOR,
+        attrs=dict(attrs or {}),
+    )
+
+
+# (buffer key, "offsets" | "content" | "flat", what to read)
+_Source = tuple[str, str, Any]
+
+
+@functools.lru_cache(maxsize=64)
+def _form(columns: tuple[Column, ...]) -> tuple[ak.forms.Form, tuple[_Source, ...]]:
+    """The record form of a file's columns, and where each of its buffers comes from.
+
+    Worked out once per set of columns, not once per unit: every unit of a file, and
+    of the files written alike, has the same form.
+    """
+    layout = NanoLayout.of({c.name: c for c in columns})
+    sources: list[_Source] = []
     fields: list[str] = []
     contents: list[dict[str, Any]] = []
 
-    def flat(name: str, dtype: str) -> dict[str, Any]:
-        key = f"b{len(buffers)}"
-        buffers[f"{key}-data"] = functools.partial(_flat, cache, name, dtype, length)
-        return {"class": "NumpyArray", "primitive": dtype, "form_key": key}
+    def flat(column: Column) -> dict[str, Any]:
+        key = f"b{len(sources)}"
+        sources.append((f"{key}-data", "flat", column))
+        return {"class": "NumpyArray", "primitive": column.dtype, "form_key": key}
 
     for name, (counter, members) in sorted(layout.collections.items()):
-        key = f"b{len(buffers)}"
-        buffers[f"{key}-offsets"] = functools.partial(_offsets, cache, counter)
+        key = f"b{len(sources)}"
+        sources.append((f"{key}-offsets", "offsets", counter))
         sub_fields = [c.name.partition("_")[2] for c in members]
         sub_contents = []
         for c in members:
-            ckey = f"b{len(buffers)}"
-            buffers[f"{ckey}-data"] = functools.partial(_content, cache, c, counter)
+            ckey = f"b{len(sources)}"
+            sources.append((f"{ckey}-data", "content", (c, counter)))
             sub_contents.append({"class": "NumpyArray", "primitive": c.dtype, "form_key": ckey})
         record: dict[str, Any] = {
             "class": "RecordArray",
@@ -146,22 +177,15 @@ def build_events(cache: UnitColumns, *, attrs: Mapping[str, Any] | None = None) 
             {
                 "class": "RecordArray",
                 "fields": sub_fields,
-                "contents": [flat(c.name, c.dtype) for c in members],
+                "contents": [flat(c) for c in members],
                 "parameters": _record_parameters(name, sub_fields),
             }
         )
     for c in layout.plain:
         fields.append(c.name)
-        contents.append(flat(c.name, c.dtype))
+        contents.append(flat(c))
     form = ak.forms.from_dict({"class": "RecordArray", "fields": fields, "contents": contents})
-    return ak.from_buffers(
-        form,
-        length,
-        buffers,
-        buffer_key="{form_key}-{attribute}",
-        behavior=_BEHAVIOR,
-        attrs=dict(attrs or {}),
-    )
+    return form, tuple(sources)
 
 
 def _record_parameters(name: str, fields: Sequence[str]) -> dict[str, Any]:
