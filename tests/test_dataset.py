@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import saetta
-from saetta.dataset import _split
+from saetta.units import _split
 
 
 def test_open_reads_metadata(sample_root: Path, sample_parquet: Path) -> None:

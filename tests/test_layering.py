@@ -18,7 +18,7 @@ LAYERS = {
     "errors": 0, "_typing": 0, "_version": 0, "_config": 0, "_registry": 0, "quantities": 0,
     "storage": 1,
     "formats": 2,
-    "dataset": 3, "catalog": 3,
+    "dataset": 3, "catalog": 3, "units": 3, "metadata": 3,
     "events": 4, "kernels": 4,
     "accumulate": 5,
     "execute": 6,

@@ -1,42 +1,37 @@
 """Stage: dataset (layer 3) — which events exist, and how they split into work units.
 
-A :class:`Dataset` is a tuple of :class:`FileInfo` read once from each file's
-metadata (by the reader of its format, :mod:`saetta.formats`);
-:meth:`Dataset.units` cuts it into :class:`WorkUnit` values, one task each.
-Named datasets come from the catalog (:mod:`saetta.catalog`).
+A :class:`Dataset` is a tuple of :class:`FileInfo`, one per file: read once from
+the file's metadata by the reader of its format (:mod:`saetta.formats`) and kept
+in the metadata cache (:mod:`saetta.metadata`), so that opening the same files
+again only checks each one's identity; or taken as described (entries and size,
+from a catalog, :mod:`saetta.catalog`) without opening the file at all.
+:meth:`Dataset.units` cuts it into work units, one task each: :class:`Units`, a
+sequence of :class:`WorkUnit` kept as arrays, so that ten million of them take
+a few hundred megabytes and a few seconds to plan.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from saetta._config import DEFAULT_CACHE_SIZE
+from saetta._typing import Column
 from saetta.errors import DatasetError, SaettaWarning
-from saetta.formats import format_of
-from saetta.formats.pool import shared_reader
+from saetta.metadata import formats_of, read_metadata, scan
 from saetta.quantities import parse_bytes
-from saetta.storage import (
-    StorageOptions,
-    expand,
-    file_size,
-    is_remote,
-    name_files,
-)
-
-if TYPE_CHECKING:
-    from saetta._typing import Column
+from saetta.storage import StorageOptions, expand, name_files
+from saetta.units import FileInfo, Units, WorkUnit, _remote, file_key, plan
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "Dataset",
     "FileInfo",
+    "Units",
     "WorkUnit",
     "file_key",
 ]
@@ -46,91 +41,19 @@ __all__ = [
 DEFAULT_CHUNK_SIZE = 250_000
 
 
-@dataclass(frozen=True, slots=True)
-class WorkUnit:
-    """One contiguous entry range ``[start, stop)`` of one tree in one file."""
-
-    path: str
-    tree: str
-    start: int
-    stop: int
-    format: str = "root"
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.start < self.stop:
-            msg = f"empty or negative entry range [{self.start}, {self.stop}) in {self.path}"
-            raise DatasetError(msg, path=self.path)
-
-    @property
-    def num_entries(self) -> int:
-        return self.stop - self.start
-
-    @property
-    def id(self) -> str:
-        """A stable name for the unit, also the key that identifies its result."""
-        return f"{self.path}[{self.start}:{self.stop}]"
-
-    def __str__(self) -> str:
-        return self.id
-
-
-@dataclass(frozen=True, slots=True)
-class FileInfo:
-    """What saetta knows about one file after reading its metadata once."""
-
-    path: str
-    tree: str
-    format: str
-    num_entries: int
-    size_bytes: int
-    columns: tuple[Column, ...] = field(repr=False)
-    boundaries: tuple[int, ...] = field(repr=False)
-
-    @property
-    def largest_cluster(self) -> int:
-        """Entries of the largest stretch between two natural split points (clusters)."""
-        edges = sorted({0, self.num_entries, *self.boundaries})
-        return max((b - a for a, b in itertools.pairwise(edges)), default=0)
-
-    def units(self, chunk_size: int) -> Iterator[WorkUnit]:
-        """Cut the file into units of at most ``chunk_size`` entries, on natural boundaries
-        where they allow it."""
-        for start, stop in _split(self.boundaries, self.num_entries, chunk_size):
-            yield WorkUnit(self.path, self.tree, start, stop, self.format)
-
-
-def _scan(path: str, tree: str, format: str | None, storage: StorageOptions) -> FileInfo:
-    """Read a file's metadata once: entries, columns, natural split points."""
-    name = format or format_of(path)
-    reader = shared_reader(path, tree, name, storage)
-    return FileInfo(
-        path=path,
-        tree=tree,
-        format=name,
-        num_entries=reader.num_entries,
-        size_bytes=file_size(path, storage),
-        columns=tuple(reader.columns.values()),
-        boundaries=tuple(reader.boundaries),
-    )
-
-
-def file_key(path: str) -> str:
-    """What identifies a file whatever the working directory: its absolute path, or its URL."""
-    return path if is_remote(path) else os.path.abspath(path)
-
-
-def _distinct(names: Sequence[str]) -> list[str]:
-    """The files once each, in the given order.
+def _distinct(names: Sequence[str], unopened: Container[int] = ()) -> list[int]:
+    """The positions of the files once each, in the given order.
 
     The same file given twice (twice by name, through a symlink, as a relative and an
     absolute path, or matched by two globs) would be processed twice: it is kept once,
-    with a :class:`~saetta.errors.SaettaWarning`.
+    with a :class:`~saetta.errors.SaettaWarning`. Files in ``unopened`` (described,
+    not opened) are told apart by name only: they are not even stat'ed.
     """
     seen: dict[object, str] = {}
-    out: list[str] = []
-    for name in names:
+    out: list[int] = []
+    for position, name in enumerate(names):
         key: object = file_key(name)
-        if not is_remote(name):
+        if position not in unopened and not _remote(name):
             with contextlib.suppress(OSError):
                 st = os.stat(name)
                 key = (st.st_dev, st.st_ino)
@@ -140,31 +63,8 @@ def _distinct(names: Sequence[str]) -> list[str]:
             warnings.warn(f"{name} is {again}; reading it once", SaettaWarning, stacklevel=4)
             continue
         seen[key] = name
-        out.append(name)
+        out.append(position)
     return out
-
-
-def _split(
-    boundaries: Sequence[int], num_entries: int, chunk_size: int
-) -> Iterator[tuple[int, int]]:
-    edges = sorted({0, num_entries, *(b for b in boundaries if 0 < b < num_entries)})
-    segments: list[tuple[int, int]] = []
-    for lo, hi in itertools.pairwise(edges):
-        pieces = -(-(hi - lo) // chunk_size)
-        cuts = [lo + (hi - lo) * i // pieces for i in range(pieces + 1)]
-        segments.extend(itertools.pairwise(cuts))
-    start = None
-    stop = 0
-    for lo, hi in segments:
-        if start is None:
-            start, stop = lo, hi
-        elif hi - start <= chunk_size:
-            stop = hi
-        else:
-            yield start, stop
-            start, stop = lo, hi
-    if start is not None:
-        yield start, stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +85,10 @@ class Dataset:
     @classmethod
     def open(
         cls,
-        paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        paths: str
+        | os.PathLike[str]
+        | Mapping[str, Any]
+        | Iterable[str | os.PathLike[str] | Mapping[str, Any]],
         tree: str = "Events",
         *,
         format: str | None = None,
@@ -193,6 +96,7 @@ class Dataset:
         storage_options: Mapping[str, Mapping[str, Any]] | None = None,
         cache: str | os.PathLike[str] | None = None,
         cache_size: int | str = DEFAULT_CACHE_SIZE,
+        metadata_cache: bool | str | os.PathLike[str] = True,
     ) -> Dataset:
         """Open files (paths, URLs or glob patterns) and read each one's metadata once.
 
@@ -200,7 +104,10 @@ class Dataset:
         ----------
         paths
             A path, a URL (``root://``, ``https://``, ``s3://``), a glob pattern, or a
-            list of them. Remote globs are expanded on the server.
+            list of them. Remote globs are expanded on the server. A file may also be
+            described, ``{"url": ..., "entries": N, "bytes": B}``, as a catalog does:
+            it is then taken as described, not opened nor even stat'ed (its units
+            check the entries when they run).
         tree
             The tree (ROOT) holding the events; ignored for Parquet.
         format
@@ -214,6 +121,11 @@ class Dataset:
         cache, cache_size
             A folder for the data cache tier (see :func:`saetta.run`), used from
             the metadata scan on.
+        metadata_cache
+            Keep each opened file's metadata, and take it from there the next time
+            while the file is unchanged (see :mod:`saetta.metadata`): ``True``
+            (``$SAETTA_METADATA_CACHE``, ``off`` for none, else saetta's own),
+            ``False``, or the path of a database file.
 
         Raises
         ------
@@ -221,25 +133,39 @@ class Dataset:
             A path does not exist, a pattern matches nothing, a server cannot be reached.
         FormatError
             A file is not readable in its format, or lacks the tree.
+        DatasetError
+            A described file's description is malformed.
         """
         storage = StorageOptions(
             protocol_options=dict(storage_options or {}),
             cache_dir=os.fspath(cache) if cache is not None else None,
             cache_bytes=int(parse_bytes(cache_size, "cache size", plain_number=True)),
         )
-        if isinstance(paths, str | os.PathLike):
+        if isinstance(paths, str | os.PathLike | Mapping):
             paths = [paths]
-        names, storage = name_files(expand(paths, storage), storage)
-        files = _distinct(names)
-        if not files:
+        urls: list[str] = []
+        described: dict[int, tuple[int, int]] = {}  # position in urls -> (entries, bytes)
+        for item in paths:
+            if isinstance(item, Mapping):
+                url, entries, size = _described(item)
+                described[len(urls)] = (entries, size)
+                urls.append(url)
+            else:
+                urls.extend(expand([item], storage))
+        names, storage = name_files(urls, storage)
+        kept = _distinct(names, described)
+        if not kept:
             msg = "the dataset has no files"
             raise DatasetError(msg)
-        if len(files) == 1:
-            infos = [_scan(files[0], tree, format, storage)]
-        else:
-            with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
-                infos = list(pool.map(lambda p: _scan(p, tree, format, storage), files))
-        return cls(tuple(infos), name, storage)
+        opened = [i for i in kept if i not in described]
+        read = read_metadata([names[i] for i in opened], tree, format, storage, metadata_cache)
+        infos = dict(zip(opened, read, strict=True))
+        unopened = [i for i in kept if i in described]
+        formats = formats_of([names[i] for i in unopened], format)
+        for i, fmt in zip(unopened, formats, strict=True):
+            entries, size = described[i]
+            infos[i] = FileInfo(names[i], tree, fmt, entries, size, (), (), entries, False)
+        return cls(tuple(infos[i] for i in kept), name, storage)
 
     @classmethod
     def from_catalog(
@@ -249,6 +175,7 @@ class Dataset:
         *,
         cache: str | os.PathLike[str] | None = None,
         cache_size: int | str = DEFAULT_CACHE_SIZE,
+        metadata_cache: bool | str | os.PathLike[str] = True,
     ) -> Dataset:
         """Open the dataset ``name`` of a catalog file (see :mod:`saetta.catalog`)."""
         from saetta.catalog import catalog_entry
@@ -262,6 +189,7 @@ class Dataset:
             storage_options=entry["storage_options"],
             cache=cache,
             cache_size=cache_size,
+            metadata_cache=metadata_cache,
         )
 
     @property
@@ -274,17 +202,25 @@ class Dataset:
 
     @property
     def columns(self) -> dict[str, Column]:
-        """Columns present in every file (the first file's type)."""
-        if not self.files:
+        """Columns present in every file (the first file's type).
+
+        Files a catalog described (not opened) are taken to have the columns of the
+        others; if no file was opened, the first one is, now.
+        """
+        known = [f for f in self.files if f.scanned]
+        if not known and self.files:
+            first = self.files[0]
+            known = [scan(first.path, first.tree, first.format, self.storage)]
+        if not known:
             return {}
-        common = {c.name: c for c in self.files[0].columns}
-        for info in self.files[1:]:
+        common = {c.name: c for c in known[0].columns}
+        for info in known[1:]:
             names = {c.name for c in info.columns}
             common = {k: v for k, v in common.items() if k in names}
         return common
 
-    def units(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple[WorkUnit, ...]:
-        """All work units of the dataset, in canonical order (by path, then entry).
+    def units(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Units:
+        """All work units of the dataset, in canonical order (by file key, tree, then entry).
 
         The order does not depend on the order the files were given in, so that
         merging in unit order gives the same result for any file order.
@@ -292,9 +228,7 @@ class Dataset:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             msg = f"chunk size must be a positive number of entries, not {chunk_size!r}"
             raise DatasetError(msg)
-        units = [u for info in self.files for u in info.units(chunk_size)]
-        units.sort(key=lambda u: (file_key(u.path), u.tree, u.start))
-        return tuple(units)
+        return plan(self.files, chunk_size)
 
     def __repr__(self) -> str:
         label = f"{self.name!r}, " if self.name else ""
@@ -316,3 +250,17 @@ class Dataset:
             f"<b>{self!r}</b><table><tr><th>file</th><th>format</th><th>tree</th>"
             f"<th>entries</th><th>MB</th></tr>{rows}</table>{more}"
         )
+
+
+def _described(item: Mapping[str, Any]) -> tuple[str, int, int]:
+    """A described file's (url, entries, bytes), checked."""
+    from saetta.catalog import file_problem
+
+    problem = file_problem(item)
+    if problem is not None:
+        msg = f"cannot take {dict(item)!r} as a file: {problem}"
+        raise DatasetError(msg)
+    url = os.fspath(item["url"]).removeprefix("file://")
+    if not _remote(url):
+        url = os.path.expanduser(url)
+    return url, item["entries"], item["bytes"]

@@ -40,13 +40,13 @@ import re
 import socket
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from saetta._version import __version__
-from saetta.dataset import Dataset, WorkUnit, file_key
+from saetta.dataset import Dataset, Units
 from saetta.errors import JournalError, StorageError
 from saetta.execute.fingerprint import RunSpec
 from saetta.execute.outcome import UnitOutcome
@@ -215,9 +215,12 @@ class Journal:
             raise JournalError(msg, path=str(self.directory)) from exc
         self._stored = document
 
-    def done(self, units: tuple[WorkUnit, ...], dataset: Dataset) -> dict[int, UnitOutcome]:
-        """Outcomes of units finished in earlier sessions whose file has not changed since."""
-        position = {(file_key(u.path), u.tree, u.start, u.stop): i for i, u in enumerate(units)}
+    def done(self, units: Units, dataset: Dataset) -> dict[int, UnitOutcome]:
+        """Outcomes of units finished in earlier sessions whose file has not changed since.
+
+        Each record is found among ``units`` by :meth:`Units.locate`, so the lookup costs
+        the same per record at a thousand units as at ten million.
+        """
         identities: dict[str, tuple[int, str]] = {}
         found: dict[int, UnitOutcome] = {}
         for segment in self._segments():
@@ -231,7 +234,7 @@ class Journal:
                     )
                     raise JournalError(msg, path=str(self.directory)) from exc
                 u = outcome.unit
-                index = position.get((u.path, u.tree, u.start, u.stop))
+                index = units.locate(u.path, u.tree, u.start, u.stop)
                 if index is None or index in found:
                     continue
                 unit = units[index]  # as this session names its file
@@ -287,15 +290,17 @@ class Journal:
             return True
 
 
-def _complete_lines(path: Path) -> list[tuple[int, bytes]]:
-    """The finished lines of a segment, numbered from 1; an unfinished last line is left out."""
+def _complete_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The finished lines of a segment, numbered from 1, read as a stream (a segment of
+    millions of records is never held whole); an unfinished last line is left out."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as segment:
+            for number, line in enumerate(segment, start=1):
+                if line.endswith(b"\n") and line.strip():
+                    yield number, line
     except OSError as exc:
         msg = f"cannot read {path}: {exc.strerror or exc}"
         raise JournalError(msg, path=str(path.parent.parent)) from exc
-    lines = data.split(b"\n")
-    return [(i, line) for i, line in enumerate(lines[:-1], start=1) if line.strip()]
 
 
 def _now() -> str:

@@ -47,7 +47,7 @@ class Job:
     """One run's work for a placement: the analysis, every unit, and those already done."""
 
     analysis: Analysis
-    units: tuple[WorkUnit, ...]
+    units: Sequence[WorkUnit]  # a dataset's Units, or a tuple
     options: UnitOptions
     done: Mapping[int, UnitOutcome] = field(default_factory=dict)
     bar: Any = None  # a tqdm progress bar, or None

@@ -129,7 +129,7 @@ def run(
     if not isinstance(dataset, Dataset):
         dataset = Dataset.open(dataset)
     if chunk_size is not None:
-        dataset.units(chunk_size)  # refuse an absurd chunk size before starting workers
+        Dataset(()).units(chunk_size)  # refuse an absurd chunk size before starting workers
     if unit_timeout is not None and not unit_timeout > 0:
         msg = f"the unit timeout must be a positive number of seconds, not {unit_timeout!r}"
         raise ExecutorError(msg, name="unit_timeout")
@@ -305,14 +305,41 @@ def _preload(analysis: Analysis) -> tuple[str, ...]:
         used = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
         if isinstance(used, str) and used.startswith("saetta.") and used in sys.modules:
             found[used] = None
+    if _calls_a_kernel(function):  # numba loads when a kernel first runs: once, for all workers
+        found["numba"] = None
     return tuple(found)
+
+
+def _calls_a_kernel(function: Any, depth: int = 4) -> bool:
+    """Whether ``function``, or a function it names (directly, or in a dict or tuple of
+    them, as ``adl.analysis`` its queries), is a compiled kernel (:mod:`saetta.kernels`)."""
+    code, names = getattr(function, "__code__", None), getattr(function, "__globals__", {})
+    if code is None or depth == 0:
+        return False
+    for name in code.co_names:
+        value = names.get(name)
+        if isinstance(value, dict):
+            value = tuple(value.values())
+        for used in value if isinstance(value, tuple | list) else (value,):
+            if type(used).__name__ == "_Kernel":
+                return True
+            if (
+                inspect.isfunction(used)
+                and used is not function
+                and _calls_a_kernel(used, depth - 1)
+            ):
+                return True
+    return False
 
 
 def _empty_result(analysis: Analysis, dataset: Dataset, options: UnitOptions) -> Any:
     """A dataset without events still gets the analysis' (empty) histograms."""
     if not dataset.files:
         return {}
-    return empty_result(analysis, dataset.files[0], options)
+    first = dataset.files[0]
+    if not first.scanned:  # described by a catalog: its columns are those of the dataset
+        first = replace(first, columns=tuple(dataset.columns.values()))
+    return empty_result(analysis, first, options)
 
 
 def auto_chunk_size(dataset: Dataset, workers: int) -> int:

@@ -33,14 +33,14 @@ import numpy as np
 from saetta._typing import Jagged, Reader
 from saetta.accumulate import check
 from saetta.dataset import FileInfo, WorkUnit
-from saetta.errors import AnalysisError, FormatError, SaettaError, StorageError
+from saetta.errors import AnalysisError, DatasetError, FormatError, SaettaError, StorageError
 from saetta.events import UnitColumns, build_events
 from saetta.execute.journal import record_outcome
 from saetta.execute.outcome import Failure, UnitOutcome
 from saetta.execute.record import RecordError
 from saetta.formats.column_cache import CachedReader
 from saetta.formats.pool import forget_reader, shared_reader
-from saetta.storage import StorageOptions, cache_counters, file_identity, is_remote
+from saetta.storage import StorageOptions, cache_counters, file_identity, is_remote, redact
 
 __all__ = ["Analysis", "UnitOptions", "UnitTimeout", "empty_result", "pickle_analysis", "run_unit"]
 
@@ -137,6 +137,13 @@ def _attempt(
             function = _load(analysis) if isinstance(analysis, bytes) else analysis
             identity = file_identity(unit.path, options.storage)
             reader = shared_reader(unit.path, unit.tree, unit.format, options.storage, identity)
+            if unit.file_entries and reader.num_entries != unit.file_entries:
+                msg = (
+                    f"{redact(unit.path)} holds {reader.num_entries:,} entries, not the "
+                    f"{unit.file_entries:,} the dataset was planned with: its catalog "
+                    "entry (or the file) changed"
+                )
+                raise DatasetError(msg, path=unit.path)
             if options.column_cache:
                 reader = cached = CachedReader(
                     reader, options.column_cache, identity, options.column_cache_bytes
