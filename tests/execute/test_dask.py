@@ -263,3 +263,54 @@ def test_sigkill_one_worker_mid_run(
     assert flag.read_text() == "killed"
     assert result.report.complete
     _equal(result, local_result)
+
+
+def weighted_met(events):  # type: ignore[no-untyped-def]
+    """A fill of log-normal weights, one at a time into 20 bins: not exact in floating
+    point, so the bins' bits show the order the units' results were added in."""
+    import hist
+
+    w = np.asarray(events.genWeight, dtype=np.float64) * (1 + np.asarray(events.MET.phi) / 7)
+    h = hist.Hist(hist.axis.Regular(20, 0, 200), storage=hist.storage.Weight())
+    h.fill(np.asarray(events.MET.pt), weight=w)
+    return {"met": h, "n": len(events)}
+
+
+def _bits(result: saetta.Result) -> tuple[bytes, bytes]:
+    met = result["met"]
+    return met.values(flow=True).tobytes(), met.variances(flow=True).tobytes()
+
+
+def test_light_units_go_in_batches_and_merge_to_the_same_bits(
+    scheduler: str, weighted_small_files: list[Path]
+) -> None:
+    from saetta.execute.dask import batch_level
+
+    local = saetta.run(weighted_met, weighted_small_files, chunk_size=5, progress=False)
+    units = local.report.units_total
+    assert batch_level(units, 2) == 3  # eight units a task
+    with distributed.Client(scheduler) as client, distributed.get_task_stream(client) as stream:
+        batched = saetta.run(
+            weighted_met, weighted_small_files, executor=client, chunk_size=5, progress=False
+        )
+    tasks = {t["key"] for t in stream.data if str(t["key"]).startswith("saetta-units")}
+    assert len(tasks) == -(-units // 8)
+    assert batched.report.units_total == units
+    assert [o.unit for o in batched.report.units] == [o.unit for o in local.report.units]
+    assert batched["n"] == local["n"] == 657
+    assert _bits(batched) == _bits(local)
+    # Another tree (another chunking) shows in the bits: the equality above is not luck.
+    other = saetta.run(weighted_met, weighted_small_files, chunk_size=7, progress=False)
+    assert other["n"] == local["n"]
+    np.testing.assert_allclose(other["met"].values(flow=True), local["met"].values(flow=True))
+    assert _bits(other) != _bits(local)
+
+
+def test_tasks_of_a_resumed_run_batch_only_whole_nodes() -> None:
+    from saetta.execute.dask import _tasks
+
+    assert _tasks(range(10), 10, 2) == [(2, 0), (2, 1), (2, 2)]  # the last node: 2 units
+    done = {1, 9}
+    todo = [i for i in range(10) if i not in done]
+    assert _tasks(todo, 10, 2) == [(0, 0), (0, 2), (0, 3), (2, 1), (0, 8)]
+    assert _tasks([], 10, 2) == []

@@ -1,6 +1,7 @@
 """Stage: execute (layer 6) — run work units on a Dask cluster (dask.distributed).
 
-One task per work unit; partial results merge *on the workers* along the same
+One task per run of consecutive work units (one unit, or up to 64 light ones:
+:func:`batch_level`); partial results merge *on the workers* along the same
 fixed tree as every other executor (:mod:`saetta.execute.merge`), so the client
 only ever receives the final result. Units are submitted progressively — a
 bounded window in flight — so a million-unit dataset never becomes a
@@ -20,7 +21,7 @@ from typing import Any
 
 from saetta.dataset import WorkUnit
 from saetta.errors import ExecutorError
-from saetta.execute.merge import Partial, combine
+from saetta.execute.merge import MergeTree, Partial, combine
 from saetta.execute.outcome import Failure, UnitOutcome
 from saetta.execute.placement import Job, parse_workers
 from saetta.execute.unit import UnitOptions, pickle_analysis, run_unit
@@ -159,13 +160,36 @@ def check_environment(client: distributed.Client) -> None:
         raise ExecutorError(msg, name="dask")
 
 
-def _leaf(pickled: bytes, unit: WorkUnit, options: UnitOptions) -> Partial:
-    return Partial.of(run_unit(pickled, unit, (), options))
+def _batch(pickled: bytes, units: tuple[WorkUnit, ...], options: UnitOptions) -> Partial | None:
+    """Run consecutive units on one worker and merge them along the run's tree.
+
+    ``units`` are the leaves of one node of the run's merge tree, so the local tree
+    over them has the shape of that subtree: the partial is bit for bit the one the
+    units, run one task each, would merge to. Columns the first units read are
+    prefetched by the next ones, as in a process pool.
+    """
+    tree: MergeTree[Partial] = MergeTree(len(units), combine)
+    columns: dict[str, None] = {}
+    for position, unit in enumerate(units):
+        outcome = run_unit(pickled, unit, tuple(columns), options)
+        columns.update(dict.fromkeys(outcome.columns))
+        tree.add(position, Partial.of(outcome))
+    return tree.root
+
+
+def batch_level(units: int, workers: int) -> int:
+    """Units per task, as a power of two ``2^level``: one task per unit costs the
+    scheduler milliseconds, as much as a light unit's work. Tasks stay at least eight
+    per worker (the last ones finish together) and at most 64 units each."""
+    level = 0
+    while level < 6 and units >> (level + 1) >= 8 * workers:
+        level += 1
+    return level
 
 
 def drive(placement: DaskPlacement, job: Job) -> Partial | None:
-    """Run every unit of ``job`` not done on the cluster; return the tree-merged partial
-    (fetched once)."""
+    """Run every unit of ``job`` not done on the cluster, in tasks of consecutive units
+    (:func:`batch_level`); return the tree-merged partial (fetched once)."""
     client, units = placement.client, job.units
     check_environment(client)
     if job.bar is not None and client.dashboard_link:
@@ -180,28 +204,36 @@ def drive(placement: DaskPlacement, job: Job) -> Partial | None:
         return client.submit(combine, left, right, key=key, priority=1)
 
     tree, todo = job.merge_tree(join)  # futures, or partials resumed
+    tasks = _tasks(todo, len(units), batch_level(len(todo), placement.workers))
     window = 4 * placement.workers + 2
     running = distributed.as_completed()
-    index_of: dict[Any, int] = {}
+    task_of: dict[Any, tuple[int, int]] = {}
     submitted = 0
     with _cancel_on_exit(client, running):
-        while submitted < len(todo) or index_of:
-            while submitted < len(todo) and len(index_of) < window:
-                index = todo[submitted]
+        while submitted < len(tasks) or task_of:
+            while submitted < len(tasks) and len(task_of) < window:
+                level, k = tasks[submitted]
                 future = client.submit(
-                    _leaf,
+                    _batch,
                     shipped,
-                    units[index],
+                    units[k << level : (k + 1) << level],
                     job.options,
-                    key=f"saetta-unit-{token}-{index}",
+                    key=f"saetta-units-{token}-{level}-{k}",
                 )
-                index_of[future.key] = index
+                task_of[future.key] = (level, k)
                 running.add(future)
                 submitted += 1
             future = next(running)
-            index = index_of.pop(future.key)
-            tree.add(index, _leaf_or_failure(future, units[index]))
-            job.advance(units[index])
+            level, k = task_of.pop(future.key)
+            batch = units[k << level : (k + 1) << level]
+            if level and _killed_its_workers(future):  # find the culprit: one unit a task
+                tasks[submitted:submitted] = [
+                    (0, i) for i in range(k << level, (k << level) + len(batch))
+                ]
+                continue
+            tree.add(k, _leaf_or_failure(future, batch[0]), level)
+            for unit in batch:
+                job.advance(unit)
         root = tree.root
         if root is None or isinstance(root, Partial):
             return root
@@ -209,8 +241,28 @@ def drive(placement: DaskPlacement, job: Job) -> Partial | None:
         return result
 
 
+def _tasks(todo: Sequence[int], units: int, level: int) -> list[tuple[int, int]]:
+    """The nodes ``(level, k)`` of the merge tree to submit, one task each: whole nodes
+    of ``2^level`` units where none is done yet, single units elsewhere (a resumed run)."""
+    left = set(todo)
+    tasks = []
+    for k in range(-(-units // (1 << level))):
+        members = range(k << level, min((k + 1) << level, units))
+        if all(i in left for i in members):
+            tasks.append((level, k))
+        else:
+            tasks += [(0, i) for i in members if i in left]
+    return tasks
+
+
+def _killed_its_workers(future: Any) -> bool:
+    return future.status == "error" and isinstance(
+        future.exception(), distributed.scheduler.KilledWorker
+    )
+
+
 def _leaf_or_failure(future: Any, unit: WorkUnit) -> Any:
-    """The finished leaf, or, when its task killed every worker it ran on, that failure."""
+    """The finished task, or, when its one unit killed every worker it ran on, that failure."""
     if future.status != "error":
         return future
     exc = future.exception()

@@ -93,8 +93,11 @@ class FuturesPlacement:
             while todo and len(pending) < (1 if suspects else window):
                 if suspects and pending:
                     break
-                index = next((i for i in todo if i in suspects), todo[0])
-                todo.remove(index)
+                if suspects:
+                    index = next((i for i in todo if i in suspects), todo[0])
+                    todo.remove(index)
+                else:  # the common case stays O(1): a scan of todo per unit is O(n²) a run
+                    index = todo.popleft()
                 with whole_spawns():
                     future = self.executor.submit(
                         run_unit, task, units[index], tuple(columns), options

@@ -123,8 +123,10 @@ class MergeTree(Generic[T]):
         self._waiting: dict[tuple[int, int], T] = {}
         self._root: T | None = None
 
-    def add(self, index: int, value: T) -> None:
-        level, k = 0, index
+    def add(self, index: int, value: T, level: int = 0) -> None:
+        """Put ``value`` at node ``(level, index)``: a unit's result (level 0), or the
+        merge of the units ``[index·2^level, (index+1)·2^level)`` made elsewhere."""
+        k = index
         while True:
             if (1 << level) >= self._leaves:
                 self._root = value
