@@ -52,3 +52,30 @@ def test_adl_benchmark_saetta_and_handwritten_agree(
     assert written["file"]["entries"] == 20000
     assert set(written["ratios"]) == {f"q{i}" for i in range(1, 9)}
     assert written["ratios"]["q1"]["saetta/handwritten"] > 0
+
+
+def test_scale_benchmark_measures_every_stage(tmp_path: pathlib.Path) -> None:
+    """benchmarks/scale.py at toy sizes: each stage runs, in its own process, and counts
+    what an independent reading of its synthetic catalog says it should."""
+    import csv
+
+    main = runpy.run_path(str(ROOT_DIR / "benchmarks" / "scale.py"), run_name="scale")["main"]
+    report = main(
+        [
+            "--files", "100,1000", "--records", "100", "--dispatch", "20",
+            "--no-dask", "--no-fixed", "--work", str(tmp_path),
+        ]
+    )  # fmt: skip
+    measured = {(stage, n): values for stage, n, values in report["stages"]}
+    assert not [key for key, values in measured.items() if "error" in values]
+    for n in (100, 1000):
+        with open(tmp_path / f"files-{n}.csv", newline="") as listing:
+            rows = list(csv.DictReader(listing))
+        assert measured["open", n]["files"] == len(rows) == n
+        assert measured["open", n]["events"] == sum(int(r["entries"]) for r in rows)
+        assert measured["open", n]["bytes"] == sum(int(r["bytes"]) for r in rows)
+        units = sum(-(-int(r["entries"]) // 250_000) for r in rows)
+        assert measured["plan", n]["units"] == units
+    assert measured["journal", 100]["records"] == 100
+    for executor in ("local", "processes:2"):
+        assert measured[f"dispatch {executor}", 20]["units"] == 20

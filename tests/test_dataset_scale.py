@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import pickle
 import random
@@ -45,25 +44,25 @@ def _own_cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def _old_split(
     boundaries: Sequence[int], num_entries: int, chunk_size: int
 ) -> Iterator[tuple[int, int]]:
-    """``saetta.units._split`` as it was before units became arrays: the reference."""
-    edges = sorted({0, num_entries, *(b for b in boundaries if 0 < b < num_entries)})
-    segments: list[tuple[int, int]] = []
-    for lo, hi in itertools.pairwise(edges):
-        pieces = -(-(hi - lo) // chunk_size)
-        cuts = [lo + (hi - lo) * i // pieces for i in range(pieces + 1)]
-        segments.extend(itertools.pairwise(cuts))
-    start = None
-    stop = 0
-    for lo, hi in segments:
-        if start is None:
-            start, stop = lo, hi
-        elif hi - start <= chunk_size:
-            stop = hi
+    """The splitting rule, written from its definition (not from saetta's code): cut
+    each cluster ``[lo, hi)`` into ``ceil((hi - lo) / chunk)`` even pieces, at
+    ``lo + (hi - lo) * i // pieces``; then, from the first piece on, a unit takes
+    the next pieces while it stays within ``chunk`` entries."""
+    inner = sorted({b for b in boundaries if 0 < b < num_entries})
+    clusters = list(zip([0, *inner], [*inner, num_entries], strict=True)) if num_entries else []
+    pieces = []
+    for lo, hi in clusters:
+        count = (hi - lo + chunk_size - 1) // chunk_size  # ceil, exact for big integers
+        pieces += [
+            (lo + (hi - lo) * i // count, lo + (hi - lo) * (i + 1) // count) for i in range(count)
+        ]
+    units: list[list[int]] = []
+    for lo, hi in pieces:
+        if units and hi - units[-1][0] <= chunk_size:
+            units[-1][1] = hi
         else:
-            yield start, stop
-            start, stop = lo, hi
-    if start is not None:
-        yield start, stop
+            units.append([lo, hi])
+    yield from ((lo, hi) for lo, hi in units)
 
 
 def _old_units(files: Sequence[FileInfo], chunk_size: int) -> tuple[WorkUnit, ...]:

@@ -241,7 +241,8 @@ class Journal:
                 if unit.path not in identities:
                     identities[unit.path] = file_identity(unit.path, dataset.storage)
                 if identities[unit.path] == identity:
-                    found[index] = replace(outcome, unit=unit)
+                    same = unit == u and unit.file_entries == u.file_entries
+                    found[index] = outcome if same else replace(outcome, unit=unit)
         return found
 
     def _segments(self) -> list[Path]:
