@@ -7,7 +7,7 @@ import urllib.parse
 
 import pytest
 
-from saetta.storage import redact
+from saetta.storage import is_remote, redact
 
 
 def reference(url: str) -> str:
@@ -21,6 +21,11 @@ def reference(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def remote_reference(path: str) -> bool:
+    scheme = urllib.parse.urlsplit(path).scheme
+    return len(scheme) > 1 and scheme != "file"
 
 
 @pytest.mark.parametrize(
@@ -56,3 +61,21 @@ def test_random_urls_redact_as_urllib_reads_them() -> None:
         assert redact(url) == expected, repr(url)
         checked += 1
     assert checked > 40_000
+
+
+def test_random_paths_are_remote_as_urllib_reads_them() -> None:
+    pieces = ["root://", "https:", "s3://", "file:", "FILE:", "c:", "x+y.z:", "a", "/", "."]
+    pieces += [" ", "\t", "\n", "\r", "\x00", "\x1f", "[", "]", "::1", "é", "?", "#", "1", "-"]
+    rng = random.Random(12)
+    remote = 0
+    for _ in range(100_000):
+        path = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        try:
+            expected = remote_reference(path)
+        except ValueError:  # an IPv6 host urlsplit refuses: is_remote goes through it too
+            with pytest.raises(ValueError, match="IPv6"):
+                is_remote(path)
+            continue
+        assert is_remote(path) is expected, repr(path)
+        remote += expected
+    assert 10_000 < remote < 90_000  # both answers were tried often

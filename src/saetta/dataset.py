@@ -24,8 +24,8 @@ from saetta._typing import Column
 from saetta.errors import DatasetError, SaettaWarning
 from saetta.metadata import formats_of, read_metadata, scan
 from saetta.quantities import parse_bytes
-from saetta.storage import StorageOptions, expand, name_files
-from saetta.units import FileInfo, Units, WorkUnit, _remote, file_key, plan
+from saetta.storage import StorageOptions, expand, is_remote, name_files
+from saetta.units import FileInfo, Units, WorkUnit, file_key, plan
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -53,7 +53,7 @@ def _distinct(names: Sequence[str], unopened: Container[int] = ()) -> list[int]:
     out: list[int] = []
     for position, name in enumerate(names):
         key: object = file_key(name)
-        if position not in unopened and not _remote(name):
+        if position not in unopened and not is_remote(name):
             with contextlib.suppress(OSError):
                 st = os.stat(name)
                 key = (st.st_dev, st.st_ino)
@@ -261,6 +261,6 @@ def _described(item: Mapping[str, Any]) -> tuple[str, int, int]:
         msg = f"cannot take {dict(item)!r} as a file: {problem}"
         raise DatasetError(msg)
     url = os.fspath(item["url"]).removeprefix("file://")
-    if not _remote(url):
+    if not is_remote(url):
         url = os.path.expanduser(url)
     return url, item["entries"], item["bytes"]

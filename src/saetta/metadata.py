@@ -43,8 +43,8 @@ from saetta._typing import Column
 from saetta.errors import StorageError
 from saetta.formats import format_of
 from saetta.formats.pool import shared_reader
-from saetta.storage import StorageOptions, claim_folder, file_identity
-from saetta.units import FileInfo, _remote, file_key
+from saetta.storage import StorageOptions, claim_folder, file_identity, is_remote
+from saetta.units import FileInfo, file_key
 
 __all__ = [
     "MetadataCache",
@@ -345,7 +345,7 @@ def formats_of(names: Sequence[str], format: str | None) -> list[str]:
     by_suffix: dict[str, str] = {}
     out = []
     for name in names:
-        suffix = os.path.splitext(name.split("?", 1)[0] if _remote(name) else name)[1].lower()
+        suffix = os.path.splitext(name.split("?", 1)[0] if is_remote(name) else name)[1].lower()
         if suffix not in by_suffix:
             by_suffix[suffix] = format_of(name)
         out.append(by_suffix[suffix])
@@ -355,7 +355,7 @@ def formats_of(names: Sequence[str], format: str | None) -> list[str]:
 def _identities(names: Sequence[str], storage: StorageOptions) -> list[Identity]:
     """Each file's (size, version), checked a few files at a time (more of them remote)."""
     out: list[Identity] = [(0, "")] * len(names)
-    remote = [i for i, n in enumerate(names) if _remote(n)]
+    remote = [i for i, n in enumerate(names) if is_remote(n)]
     local = sorted(set(range(len(names))) - set(remote))
 
     def check(task: list[int]) -> list[Identity]:

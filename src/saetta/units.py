@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import operator
 import os
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -261,26 +260,10 @@ def file_key(path: str) -> str:
     return _file_keys((path,))[0]
 
 
-# A scheme as urllib.parse.urlsplit reads one, of two characters or more and not file:
-# what is_remote calls remote, for a string urlsplit would not clean first (a leading
-# control character or space, a tab or newline anywhere) nor check for an IPv6 host.
-_REMOTE = re.compile(r"(?!(?i:file):)[A-Za-z][A-Za-z0-9+.-]+:")
-
-
 def _file_keys(paths: Iterable[str]) -> list[str]:
-    """:func:`file_key` of each path, without the cost of ``is_remote`` (see :func:`_remote`)."""
+    """:func:`file_key` of each path."""
     absolute = os.path.abspath
-    return [path if _remote(path) else absolute(path) for path in paths]
-
-
-def _remote(path: str) -> bool:
-    """:func:`saetta.storage.is_remote`, several times faster for the strings paths and URLs
-    are: a million files check it a million times over."""
-    if path[:1] > " " and not (
-        "\t" in path or "\r" in path or "\n" in path or "[" in path or "]" in path
-    ):
-        return _REMOTE.match(path) is not None
-    return is_remote(path)
+    return [path if is_remote(path) else absolute(path) for path in paths]
 
 
 def _split(

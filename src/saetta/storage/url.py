@@ -16,8 +16,19 @@ from collections.abc import Iterable
 __all__ = ["is_remote", "redact", "scrub", "secrets_of"]
 
 
+# A scheme as urllib.parse.urlsplit reads one, of two characters or more and not file,
+# for a string urlsplit would not clean first (a leading control character or space, a
+# tab or newline anywhere) nor check for an IPv6 host: a million files ask this a
+# million times, several times faster than through urlsplit.
+_SCHEME = re.compile(r"(?!(?i:file):)[A-Za-z][A-Za-z0-9+.-]+:")
+
+
 def is_remote(path: str) -> bool:
     """True for a URL that is not a local file."""
+    if path[:1] > " " and not (
+        "\t" in path or "\r" in path or "\n" in path or "[" in path or "]" in path
+    ):
+        return _SCHEME.match(path) is not None
     scheme = urllib.parse.urlsplit(path).scheme
     return len(scheme) > 1 and scheme != "file"
 
