@@ -64,6 +64,12 @@ mount_all() {
   is_mounted "$CHROOT/dev/shm" || mount -t tmpfs -o mode=1777,size=1g tmpfs "$CHROOT/dev/shm"
   mkdir -p "$CHROOT$PROJECT"
   is_mounted "$CHROOT$PROJECT" || mount --bind "$PROJECT" "$CHROOT$PROJECT"
+  # Jobs run as the pool user and import saetta from the project: a checkout in a
+  # private folder (mktemp -d makes one of mode 700) must let others read it.
+  if (( (0$(stat -c %a "$PROJECT") & 05) != 05 )); then
+    log "letting the pool user read $PROJECT (chmod o+rx): its jobs import saetta from there"
+    chmod o+rx "$PROJECT"
+  fi
   mkdir -p "$SHARED_DIR" "$CHROOT$SHARED_DIR"
   chmod 1777 "$SHARED_DIR"
   is_mounted "$CHROOT$SHARED_DIR" || mount --bind "$SHARED_DIR" "$CHROOT$SHARED_DIR"
