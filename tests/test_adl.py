@@ -131,6 +131,23 @@ def test_fill_adds_to_counts_over_many_blocks_and_of_nothing() -> None:
     assert not empty.any()
 
 
+def test_weighted_fill_sums_weights_and_squares_per_th1_bin() -> None:
+    rng = np.random.default_rng(6)
+    values = np.concatenate([edge_values(110.0, 550.0), rng.uniform(0.0, 700.0, 200_000)])
+    weights = rng.normal(1.0, 2.0, len(values))
+    sumw, sumw2 = np.full(13, 1.5), np.zeros(13)
+    kernels.fill(sumw, values, 110.0, 550.0, weights, sumw2)
+    want, want2 = np.full(13, 1.5), np.zeros(13)
+    for x, w in zip(values.tolist(), weights.tolist(), strict=True):  # one value at a time
+        b = th1_bin(x, 110.0, 550.0, 11)
+        want[b] += w
+        want2[b] += w * w
+    np.testing.assert_allclose(sumw, want, rtol=1e-12)
+    np.testing.assert_allclose(sumw2, want2, rtol=1e-12)
+    with pytest.raises(ValueError, match="3 weights for 4 values"):
+        kernels.fill(np.zeros(13), np.ones(4), 0.0, 1.0, np.ones(3))
+
+
 @pytest.fixture(scope="module")
 def flat_edges_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """MET and jet pT on every edge of q1's and q2's axes, and not numbers; jets of |eta| on

@@ -23,6 +23,8 @@ def test_all_is_pinned() -> None:
         "Result",
         "RunReport",
         "SaettaError",
+        "Sample",
+        "Samples",
         "StorageError",
         "UnitError",
         "UseCase",

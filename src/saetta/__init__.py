@@ -3,7 +3,8 @@
 The data flow, one folder or module per stage (see the README's Layout)::
 
     storage/  ->  formats/   ->  dataset.py    ->  events.py, kernels.py
-    (bytes)       (readers)      (work units)      (lazy NanoAOD view, numba loops)
+    (bytes)       (readers)      (work units,      (lazy NanoAOD view, numba loops,
+                                  samples.py)       systematics.py)
     ->  accumulate.py  ->  execute/                 ->  usecase/          ->  output/
         (merging)          (run, executors, journal)    (plan, validate)      (ROOT / JSON files)
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     )
     from saetta.formats import available_formats
     from saetta.output import save
+    from saetta.samples import Sample, Samples
     from saetta.usecase import Calibration, Plan, Requirement, UseCase, Validation
 
 # The rest loads on first use: ``import saetta`` stays cheap (numpy, awkward, uproot and
@@ -60,6 +62,8 @@ _LAZY = {
     "available_executors": "saetta.execute",
     "run": "saetta.execute",
     "available_formats": "saetta.formats",
+    "Sample": "saetta.samples",
+    "Samples": "saetta.samples",
     "save": "saetta.output",
     "Calibration": "saetta.usecase",
     "Plan": "saetta.usecase",
@@ -85,6 +89,8 @@ __all__ = [
     "Result",
     "RunReport",
     "SaettaError",
+    "Sample",
+    "Samples",
     "StorageError",
     "UnitError",
     "UseCase",

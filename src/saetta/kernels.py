@@ -123,8 +123,16 @@ def jit(function: F) -> F:
     return cast(F, _Kernel(function))
 
 
-def fill(counts: np.ndarray, values: np.ndarray, lo: float, hi: float) -> None:
-    """Add 1 to ``counts`` (length nbins + 2, flow bins at the ends) for each value.
+def fill(
+    counts: np.ndarray,
+    values: np.ndarray,
+    lo: float,
+    hi: float,
+    weights: np.ndarray | None = None,
+    sumw2: np.ndarray | None = None,
+) -> None:
+    """Add 1 to ``counts`` (length nbins + 2, flow bins at the ends) for each value;
+    with ``weights``, add each value's weight, and its square to ``sumw2``.
 
     numpy, not numba: ROOT's rule evaluated block by block, the bin indices counted
     with ``np.bincount``. Values are converted to double precision before any
@@ -135,11 +143,16 @@ def fill(counts: np.ndarray, values: np.ndarray, lo: float, hi: float) -> None:
     lo, hi = float(lo), float(hi)
     width = hi - lo
     flat = np.asarray(values).ravel()
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    if w is not None and len(w) != len(flat):
+        msg = f"{len(w)} weights for {len(flat)} values"
+        raise ValueError(msg)
     size = min(len(flat), _BLOCK)
     t = np.empty(size)
     flag = np.empty(size, dtype=np.bool_)
     index = np.empty(size, dtype=np.intp)
-    total = np.zeros(nbins + 2, dtype=np.intp)
+    total = np.zeros(nbins + 2, dtype=np.intp if w is None else np.float64)
+    total2 = np.zeros(nbins + 2, dtype=np.float64)
     # inf - lo, a huge value times nbins: overflow to inf is the answer, not an error
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, len(flat), _BLOCK):
@@ -158,8 +171,15 @@ def fill(counts: np.ndarray, values: np.ndarray, lo: float, hi: float) -> None:
             np.copyto(tb, -1.0, where=fb)
             np.copyto(ib, tb, casting="unsafe")  # truncation, as int() in find_bin
             ib += 1
-            total += np.bincount(ib, minlength=nbins + 2)
+            if w is None:
+                total += np.bincount(ib, minlength=nbins + 2)
+                continue
+            wb = w[start : start + _BLOCK]
+            total += np.bincount(ib, weights=wb, minlength=nbins + 2)
+            total2 += np.bincount(ib, weights=wb * wb, minlength=nbins + 2)
     counts += total
+    if sumw2 is not None:
+        sumw2 += total2 if w is not None else total
 
 
 @jit

@@ -71,8 +71,9 @@ def analysis_fingerprint(analysis: Any) -> tuple[str, str]:
     function itself (a notebook cell), and the arguments bound to it
     (``functools.partial``, closures, defaults) by their ``repr``.
     """
-    function = analysis
-    bound: list[str] = []
+    function = inspect.unwrap(analysis)
+    # A wrapper (a run over samples) binds facts of its own: they name the run too.
+    bound: list[str] = [str(analysis.digest)] if function is not analysis else []
     while isinstance(function, functools.partial):
         bound.append(repr((function.args, sorted(function.keywords.items()))))
         function = function.func

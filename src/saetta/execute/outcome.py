@@ -184,10 +184,18 @@ class Result(Mapping[str, Any]):
     ``hist.Hist``.
     """
 
-    def __init__(self, output: Mapping[str, Any], report: RunReport, run_dir: Any = None) -> None:
+    def __init__(
+        self,
+        output: Mapping[str, Any],
+        report: RunReport,
+        run_dir: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
         self._output = dict(output)
         self.report = report
         self.run_dir = run_dir
+        #: JSON-able facts the output files record beside the histograms (the samples).
+        self.metadata = dict(metadata or {})
 
     def __getitem__(self, key: str) -> Any:
         return self._output[key]

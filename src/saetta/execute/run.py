@@ -40,13 +40,14 @@ from saetta.execute.testbeds import testbed as find_testbed
 from saetta.execute.unit import Analysis, UnitOptions, empty_result
 from saetta.formats.column_cache import claim_column_cache
 from saetta.quantities import parse_bytes
+from saetta.samples import Samples
 
 __all__ = ["auto_chunk_size", "run"]
 
 
 def run(
     analysis: Analysis,
-    dataset: Dataset | str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    dataset: Dataset | Samples | str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
     executor: Any = "local",
     chunk_size: int | None = None,
@@ -67,7 +68,10 @@ def run(
     analysis
         A function ``events -> dict`` of ``hist.Hist``, numbers, arrays or dicts of those.
     dataset
-        A :class:`~saetta.Dataset`, or paths / glob patterns to open as one.
+        A :class:`~saetta.Dataset`, or paths / glob patterns to open as one; or
+        :class:`~saetta.Samples`: then the analysis runs per sample, its result is
+        keyed by sample name, and the result's ``metadata`` records the samples
+        (see :mod:`saetta.samples`).
     executor
         ``"local"`` (this process), ``"processes:N"``, ``"dask"`` / ``"dask:N"`` (a local
         Dask cluster), ``"dask://host:port"`` (a running scheduler), or an instance of
@@ -126,7 +130,11 @@ def run(
     >>> result["met"].plot()  # doctest: +SKIP
     """
     _refuse_in_a_bootstrapping_worker()
-    if not isinstance(dataset, Dataset):
+    metadata: dict[str, Any] = {}
+    if isinstance(dataset, Samples):
+        metadata = dataset.to_dict()
+        analysis, dataset = dataset.analysis(analysis)
+    elif not isinstance(dataset, Dataset):
         dataset = Dataset.open(dataset)
     if chunk_size is not None:
         Dataset(()).units(chunk_size)  # refuse an absurd chunk size before starting workers
@@ -169,6 +177,7 @@ def run(
             options,
             journal,
             command,
+            metadata,
         )
 
 
@@ -183,6 +192,7 @@ def _run(
     options: UnitOptions,
     journal: Journal | None,
     command: Mapping[str, Any] | None,
+    metadata: Mapping[str, Any],
 ) -> Result:
     bar = None
     placement = None
@@ -249,6 +259,7 @@ def _run(
         merged if isinstance(merged, Mapping) else {},
         report,
         run_dir=journal.directory if journal else None,
+        metadata=metadata,
     )
     if failures and not allow_partial:
         raise _failed(failures, report, result)
@@ -293,7 +304,7 @@ def _preload(analysis: Analysis) -> tuple[str, ...]:
     analysis' own module where it is importable by name, and the saetta modules it
     uses (an analysis file that calls the ADL queries: their numba kernels' module).
     A module that cannot be imported there is skipped by the forkserver."""
-    function = analysis
+    function = inspect.unwrap(analysis)
     while isinstance(function, functools.partial):
         function = function.func
     name = getattr(function, "__module__", None)

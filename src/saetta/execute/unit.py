@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import difflib
 import functools
+import inspect
 import os
 import re
 import resource
@@ -364,7 +365,7 @@ def pickle_analysis(analysis: Analysis, *, remote: bool = False) -> bytes:
     lack; saetta's own modules always go by reference, so their compiled
     kernels are reused.
     """
-    module = sys.modules.get(getattr(analysis, "__module__", "") or "")
+    module = sys.modules.get(getattr(inspect.unwrap(analysis), "__module__", "") or "")
     if module is not None and module.__name__ != "__main__":
         path = getattr(module, "__file__", None) or ""
         installed = os.path.realpath(path).startswith(

@@ -40,7 +40,9 @@ JSON (``.json``), one document::
           "counts": [...]                   # mean storages only: the (effective) counts
         }
       },
-      "values": {"n_selected": 1234}        # numbers and arrays, same key scheme
+      "values": {"n_selected": 1234},       # numbers and arrays, same key scheme
+      "metadata": {"luminosity_pb": 3378,   # Result.metadata: a run over samples records
+                   "samples": {...}}        # each sample's role, xsec, weight, variation
     }
 
 :func:`describe` reads either kind of output back, cheaply and without trusting it.

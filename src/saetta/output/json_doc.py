@@ -43,6 +43,7 @@ def to_json(result: Result) -> dict[str, Any]:
         "report": result.report.to_dict(),
         "histograms": histograms,
         "values": values,
+        "metadata": result.metadata,
     }
 
 
