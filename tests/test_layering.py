@@ -18,13 +18,13 @@ LAYERS = {
     "errors": 0, "_typing": 0, "_version": 0, "_config": 0, "_registry": 0, "quantities": 0,
     "storage": 1,
     "formats": 2,
-    "dataset": 3, "catalog": 3, "units": 3, "metadata": 3,
-    "events": 4, "kernels": 4,
-    "accumulate": 5,
+    "dataset": 3, "catalog": 3, "units": 3, "metadata": 3, "samples": 3,
+    "events": 4, "kernels": 4, "systematics": 4,
+    "accumulate": 5, "inference": 5,
     "execute": 6,
     "usecase": 7,
-    "output": 8, "plot": 8,
-    "cli": 9, "analyses": 9, "datagen": 9, "__main__": 9,
+    "output": 8, "plot": 8, "fit": 8,
+    "cli": 9, "analyses": 9, "datagen": 9, "pythia": 9, "generation": 9, "__main__": 9,
 }  # fmt: skip
 
 #: A module named in a string: ``saetta.a.b`` or ``saetta.a.b:attribute``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -40,3 +41,29 @@ def test_quickstart_notebook(tmp_path: Path) -> None:
     images = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 2  # the dimuon plot and the ADL grid
     assert (tmp_path / "sample_1.root").exists()
+
+
+AGC_NOTEBOOK = NOTEBOOK.with_name("agc.ipynb")
+
+
+def test_agc_notebook(tmp_path: Path) -> None:
+    pytest.importorskip("pythia8mc")
+    pytest.importorskip("pyhf")
+    notebook = nbformat.read(AGC_NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+    )
+    client.execute()
+    cells = [c for c in notebook.cells if c.cell_type == "code"]
+    errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, errors
+    text = "\n".join(_text(c) for c in cells)
+    assert "2,700 of 2,700 processed" in text
+    assert "identical on processes:2 and dask:2: True" in text
+    match = re.search(r"μ\(ttbar\) = ([0-9.]+) ± ([0-9.]+)", text)
+    assert match, text
+    assert float(match.group(1)) == pytest.approx(1.3, abs=1e-3)  # Asimov, signal injected ×1.3
+    images = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 2  # the stacked regions and the pulls
+    assert (tmp_path / "agc.root").exists()
+    assert (tmp_path / "agc-samples" / "samples.yaml").exists()

@@ -22,7 +22,7 @@ def _ruff() -> list[str]:
 @pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["lint", "format"])
 def test_ruff(args: list[str]) -> None:
     result = subprocess.run(
-        [*_ruff(), *args, "src", "tests", "benchmarks"],
+        [*_ruff(), *args, "src", "tests", "benchmarks", "scripts"],
         cwd=ROOT,
         capture_output=True,
         text=True,

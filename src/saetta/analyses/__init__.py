@@ -1,6 +1,7 @@
 """Stage: analyses (layer 9) — analyses shipped with saetta.
 
-- :mod:`saetta.analyses.adl`: the eight IRIS-HEP ADL benchmark queries.
+- :mod:`saetta.analyses.adl`: the eight IRIS-HEP ADL benchmark queries;
+- :mod:`saetta.analyses.agc`: the Analysis Grand Challenge ttbar measurement.
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ def load_analysis(spec: str) -> Callable[[Any], Any]:
     """Find an analysis function from its name on the command line.
 
     - ``adl``: all eight ADL queries; ``adl.q5``: one of them;
+    - ``agc``: the Analysis Grand Challenge ttbar analysis (run it over a samples file);
     - ``path/to/file.py:function`` or ``package.module:function``.
     """
+    if spec == "agc":
+        from saetta.analyses import agc
+
+        return agc.analysis
     if spec == "adl" or spec.startswith("adl."):
         from saetta.analyses import adl
 
@@ -36,7 +42,7 @@ def load_analysis(spec: str) -> Callable[[Any], Any]:
         return adl.QUERIES[query]
     where, sep, name = spec.rpartition(":")
     if not sep or not where or not name:
-        msg = f"cannot find analysis {spec!r}: give 'adl', 'adl.qN', 'file.py:function' or 'module:function'"
+        msg = f"cannot find analysis {spec!r}: give 'adl', 'adl.qN', 'agc', 'file.py:function' or 'module:function'"
         raise SaettaError(msg)
     if where.endswith(".py"):
         if not os.path.isfile(where):

@@ -11,7 +11,8 @@ keeps its traceback.
 - :mod:`~saetta.cli.testbeds`: ``saetta testbeds list | check | history``;
 - :mod:`~saetta.cli.usecase`: ``saetta plan``, ``saetta validate``;
 - :mod:`~saetta.cli.housekeeping`: ``saetta cache``, ``saetta runs``;
-- :mod:`~saetta.cli.generate`: ``saetta generate``.
+- :mod:`~saetta.cli.generate`: ``saetta generate`` (synthetic files, the AGC's Pythia samples);
+- :mod:`~saetta.cli.fit`: ``saetta fit`` (the HistFactory fit of a result).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import click
 
 from saetta._version import __version__
-from saetta.cli import demo, generate, housekeeping, inspect, run, testbeds, usecase
+from saetta.cli import demo, fit, generate, housekeeping, inspect, run, testbeds, usecase
 from saetta.cli.signals import TERMINATED, terminate
 from saetta.errors import SaettaError, SaettaWarning
 from saetta.storage import scrub
@@ -43,6 +44,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     \b
     Start with:   saetta demo
     Then:         saetta run adl data/*.root -o results.root --executor processes:2
+    A real one:   saetta generate agc data/agc; saetta run agc data/agc/samples.yaml -o agc.root;
+                  saetta fit agc.root
     """
     ctx.obj = {"debug": debug}
 
@@ -55,6 +58,7 @@ for command in (
     housekeeping.cache,
     housekeeping.runs,
     generate.generate,
+    fit.fit,
     usecase.plan,
     usecase.validate,
 ):

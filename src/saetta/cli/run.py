@@ -143,12 +143,14 @@ def run(
     progress: bool | None,
 ) -> None:
     """Run ANALYSIS over FILES: paths, URLs (root://, https://, s3://), glob patterns,
-    or @NAME for a dataset of the catalog (datasets.yaml).
+    @NAME for a dataset of the catalog (datasets.yaml), or one samples file (.yaml:
+    files, cross-sections and roles per sample; the results are keyed by sample).
 
     \b
     ANALYSIS is one of:
       adl                    all eight ADL benchmark queries, in one pass
       adl.q5                 one of them (q1 ... q8)
+      agc                    the Analysis Grand Challenge ttbar analysis (FILES: samples.yaml)
       my_analysis.py:func    a function events -> dict of hist.Hist / numbers
       package.module:func    the same, importable
 
@@ -160,6 +162,7 @@ def run(
     Example:
       saetta run adl data/*.root -o results.root --executor processes:2
       saetta run adl data/*.root -o results.root --testbed slurm-local
+      saetta run agc data/agc/samples.yaml -o agc.root --executor processes:2
       saetta run --resume ~/.cache/saetta/runs/20261129-101500-ab12cd
     """
     context = click.get_current_context()
@@ -211,6 +214,7 @@ def _only_unit(analysis: str, files: list[str], tree: str, unit_id: str) -> None
     from saetta.analyses import load_analysis
     from saetta.dataset import WorkUnit, file_key
     from saetta.execute.unit import run_unit
+    from saetta.samples import Samples
 
     path, _, span = unit_id.rpartition("[")
     try:
@@ -219,13 +223,16 @@ def _only_unit(analysis: str, files: list[str], tree: str, unit_id: str) -> None
         msg = f"cannot read unit {unit_id!r}; write it as PATH[START:STOP]"
         raise SaettaError(msg) from None
     dataset = open_dataset(files, tree)
+    function = load_analysis(analysis)
+    if isinstance(dataset, Samples):
+        function, dataset = dataset.analysis(function)
     info = next((f for f in dataset.files if file_key(f.path) == file_key(path)), None)
     if info is None:
         msg = f"unit {unit_id!r} is not in the given files"
         raise SaettaError(msg)
     unit = WorkUnit(info.path, info.tree, start, stop, info.format)
     options = UnitOptions(storage=dataset.storage)
-    outcome = run_unit(load_analysis(analysis), unit, options=options)
+    outcome = run_unit(function, unit, options=options)
     if outcome.failure is not None:
         click.echo(outcome.failure.traceback or str(outcome.failure), err=True)
         msg = f"unit {outcome.failure}"

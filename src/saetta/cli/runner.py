@@ -106,9 +106,14 @@ def run_and_write(
 def open_dataset(
     files: list[str], tree: str, cache: str | None = None, cache_size: str = DEFAULT_CACHE_SIZE
 ) -> Any:
-    """Open FILES; ``@name`` entries come from the dataset catalog."""
+    """Open FILES; ``@name`` entries come from the dataset catalog; one ``.yaml`` file is a
+    samples file (:mod:`saetta.samples`), returned as :class:`~saetta.Samples`."""
     import saetta
 
+    if len(files) == 1 and files[0].lower().endswith((".yaml", ".yml")):
+        from saetta.samples import Samples
+
+        return Samples.from_yaml(files[0])
     named = [f for f in files if f.startswith("@")]
     if not named:
         return saetta.Dataset.open(files, tree, cache=cache, cache_size=cache_size)
