@@ -3,7 +3,7 @@
 ``saetta generate agc`` writes the AGC's samples with Pythia 8
 (:mod:`saetta.pythia`): each sample split into files of ``events_per_file``
 events, each file one *job* with its own seed. The jobs are a table (a Parquet
-file, one row per job: its index, sample, seed and events) and generating is an
+file, one row per job: its index, sample, block, seed and events) and generating is an
 analysis over that table with one row per work unit, so everything saetta does
 for a run it does here too: any executor or testbed spreads the jobs, the run
 directory records each finished one, and the same command again (after a
@@ -11,11 +11,12 @@ crash, a kill, Ctrl-C) generates only the files still missing. Each file is
 written under a temporary name and renamed into place, so a file that exists is
 complete.
 
-Job ``j`` (0-based over all samples, in the order of :data:`saetta.pythia.SAMPLES`)
-uses the Pythia seed ``(seed × 100003 + j) mod 900000000 + 1`` and writes its events
-with ``luminosityBlock = j + 1``, so ``(run, luminosityBlock, event)`` names each
-event once across every sample. The same command gives the same files, on any
-executor. At the end the samples file (``samples.yaml``, :mod:`saetta.samples`)
+File ``p`` (0-based) of the sample at position ``s`` of :data:`saetta.pythia.SAMPLES`
+is its block ``b = s × 100000 + p + 1``: its events have ``luminosityBlock = b``, so
+``(run, luminosityBlock, event)`` names each event once across every sample, and it
+uses the Pythia seed ``(seed × 100003 + b) mod 900000000 + 1``. A sample's files
+depend on nothing else: the same command gives the same files, on any executor,
+whichever other samples are generated with them. At the end the samples file (``samples.yaml``, :mod:`saetta.samples`)
 records each sample's files, cross-section and generated events.
 """
 
@@ -36,12 +37,14 @@ from saetta.errors import SaettaError
 __all__ = ["AgcJobs", "generate_agc", "job_table"]
 
 _SEED_MAX = 900_000_000
+_FILES_PER_SAMPLE = 100_000
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    index: int
+    index: int  # the row of the job table
     sample: str
+    block: int
     seed: int
     events: int
     file: str  # relative to the output folder
@@ -51,23 +54,30 @@ def job_table(
     samples: list[str], events_per_sample: int, events_per_file: int, seed: int
 ) -> list[Job]:
     """The jobs: each sample's events cut into files of at most ``events_per_file``."""
+    from saetta import pythia
+
+    position = {name: i for i, name in enumerate(pythia.SAMPLES)}
     jobs: list[Job] = []
     for sample in samples:
         left, part = events_per_sample, 0
         while left > 0:
             n = min(left, events_per_file)
-            index = len(jobs)
+            block = position[sample] * _FILES_PER_SAMPLE + part + 1
             jobs.append(
                 Job(
-                    index,
+                    len(jobs),
                     sample,
-                    (seed * 100_003 + index) % _SEED_MAX + 1,
+                    block,
+                    (seed * 100_003 + block) % _SEED_MAX + 1,
                     n,
                     f"{sample}/{sample}_{part:04d}.root",
                 )
             )
             left -= n
             part += 1
+    if part > _FILES_PER_SAMPLE:
+        msg = f"at most {_FILES_PER_SAMPLE:,} files per sample: give more --events-per-file"
+        raise SaettaError(msg)
     return jobs
 
 
@@ -89,17 +99,18 @@ class AgcJobs:
         rows = zip(
             np.asarray(events.job).tolist(),
             np.asarray(events.sample).tolist(),
+            np.asarray(events.block).tolist(),
             np.asarray(events.seed).tolist(),
             np.asarray(events.events).tolist(),
             strict=True,
         )
-        for job, sample, seed, n in rows:
+        for job, sample, block, seed, n in rows:
             written = pythia.generate_file(
                 Path(self.folder) / self.files[job],
                 names[sample],
                 n,
                 seed,
-                block=job + 1,
+                block=block,
                 compression=self.compression,
             )
             mine = out.setdefault(names[sample], {})
@@ -148,12 +159,15 @@ def generate_agc(
     jobs = job_table(names, events_per_sample, events_per_file, seed)
     state = root / ".jobs"
     state.mkdir(parents=True, exist_ok=True)
-    table = state / f"jobs-{seed}-{events_per_sample}-{events_per_file}-{'-'.join(names)}.parquet"
+    # the table's name says what it holds (and its layout's version): another call gets its own
+    spec = f"v2-{seed}-{events_per_sample}-{events_per_file}-{'-'.join(names)}"
+    table = state / f"jobs-{spec}.parquet"
     if not table.exists():
         order = {name: i for i, name in enumerate(pythia.SAMPLES)}
         columns = {
             "job": pa.array([j.index for j in jobs], pa.int64()),
             "sample": pa.array([order[j.sample] for j in jobs], pa.int32()),
+            "block": pa.array([j.block for j in jobs], pa.int64()),
             "seed": pa.array([j.seed for j in jobs], pa.int64()),
             "events": pa.array([j.events for j in jobs], pa.int64()),
         }
