@@ -54,7 +54,15 @@ from saetta.errors import DatasetError
 from saetta.storage import is_remote
 from saetta.units import FileInfo, file_key
 
-__all__ = ["ROLES", "Sample", "SampleAnalysis", "Samples", "event_weights", "sample_of"]
+__all__ = [
+    "ROLES",
+    "Sample",
+    "SampleAnalysis",
+    "Samples",
+    "event_weights",
+    "sample_of",
+    "wrapped_analysis",
+]
 
 ROLES = ("signal", "background", "data")
 _KEYS = frozenset(
@@ -330,6 +338,12 @@ class SampleAnalysis:
         }
         text = json.dumps(facts, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def wrapped_analysis(analysis: Any) -> Any:
+    """The user's analysis inside a :class:`SampleAnalysis`; any other analysis itself
+    (a decorated function keeps its wrapper: the wrapper's arguments name the run too)."""
+    return analysis.__wrapped__ if isinstance(analysis, SampleAnalysis) else analysis
 
 
 def sample_of(events: Any) -> Sample | None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from saetta._version import __version__
 from saetta.dataset import Dataset, file_key
+from saetta.samples import wrapped_analysis
 
 __all__ = ["RunSpec", "analysis_fingerprint"]
 
@@ -71,9 +72,9 @@ def analysis_fingerprint(analysis: Any) -> tuple[str, str]:
     function itself (a notebook cell), and the arguments bound to it
     (``functools.partial``, closures, defaults) by their ``repr``.
     """
-    function = inspect.unwrap(analysis)
-    # A wrapper (a run over samples) binds facts of its own: they name the run too.
-    bound: list[str] = [str(analysis.digest)] if function is not analysis else []
+    function = wrapped_analysis(analysis)
+    # A run over samples binds the samples' facts: they name the run too.
+    bound: list[str] = [analysis.digest] if function is not analysis else []
     while isinstance(function, functools.partial):
         bound.append(repr((function.args, sorted(function.keywords.items()))))
         function = function.func

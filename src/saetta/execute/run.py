@@ -40,7 +40,7 @@ from saetta.execute.testbeds import testbed as find_testbed
 from saetta.execute.unit import Analysis, UnitOptions, empty_result
 from saetta.formats.column_cache import claim_column_cache
 from saetta.quantities import parse_bytes
-from saetta.samples import Samples
+from saetta.samples import Samples, wrapped_analysis
 
 __all__ = ["auto_chunk_size", "run"]
 
@@ -304,7 +304,7 @@ def _preload(analysis: Analysis) -> tuple[str, ...]:
     analysis' own module where it is importable by name, and the saetta modules it
     uses (an analysis file that calls the ADL queries: their numba kernels' module).
     A module that cannot be imported there is skipped by the forkserver."""
-    function = inspect.unwrap(analysis)
+    function = wrapped_analysis(analysis)
     while isinstance(function, functools.partial):
         function = function.func
     name = getattr(function, "__module__", None)

@@ -14,7 +14,6 @@ import contextlib
 import ctypes
 import difflib
 import functools
-import inspect
 import os
 import re
 import resource
@@ -41,6 +40,7 @@ from saetta.execute.outcome import Failure, UnitOutcome
 from saetta.execute.record import RecordError
 from saetta.formats.column_cache import CachedReader
 from saetta.formats.pool import forget_reader, shared_reader
+from saetta.samples import wrapped_analysis
 from saetta.storage import StorageOptions, cache_counters, file_identity, is_remote, redact
 
 __all__ = ["Analysis", "UnitOptions", "UnitTimeout", "empty_result", "pickle_analysis", "run_unit"]
@@ -365,7 +365,7 @@ def pickle_analysis(analysis: Analysis, *, remote: bool = False) -> bytes:
     lack; saetta's own modules always go by reference, so their compiled
     kernels are reused.
     """
-    module = sys.modules.get(getattr(inspect.unwrap(analysis), "__module__", "") or "")
+    module = sys.modules.get(getattr(wrapped_analysis(analysis), "__module__", "") or "")
     if module is not None and module.__name__ != "__main__":
         path = getattr(module, "__file__", None) or ""
         installed = os.path.realpath(path).startswith(
