@@ -42,6 +42,9 @@ ELSEWHERE = {
     "saetta testbeds history local": "tests/test_usecase.py",
     "saetta run --resume": "tests/execute/test_run_dir.py, tests/execute/test_journal.py",
     "saetta inspect out.root": "tests/test_cli.py (inspect of saetta's own outputs)",
+    "saetta generate agc": "tests/test_agc_workflow.py (Pythia 8: minutes at this size)",
+    "saetta run agc": "tests/test_agc_workflow.py, tests/test_agc_reference.py",
+    "saetta fit agc.root": "tests/test_agc_workflow.py, tests/test_fit.py",
 }
 #: Sizes made small so the test stays quick; nothing else is changed.
 SMALLER = {"saetta demo": "saetta demo --events 3000", "--events 200000": "--events 2000"}
