@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
-import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import numpy as np
 from saetta.errors import FormatError, SaettaError
 from saetta.fit.inputs import NOMINAL, SAMPLE_FIELDS, FitInput, SampleInfo
 from saetta.fit.variations import _SYSTEMATICS
+from saetta.output.describe import root_file_errors
 
 _MAX_OBJECT_BYTES = 2**30  # read_fit_input reads no larger ROOT object than this
 
@@ -240,19 +239,7 @@ def _read_root(name: str) -> tuple[dict[str, SampleInfo], _Found]:
                     np.asarray(h.variances(), dtype=np.float64),
                     np.asarray(h.axis().edges(), dtype=np.float64),
                 )
-    except (
-        AssertionError,  # uproot asserts on some corrupt compression headers
-        OSError,
-        EOFError,
-        ValueError,
-        KeyError,
-        IndexError,
-        TypeError,
-        AttributeError,
-        struct.error,
-        zlib.error,
-        uproot.DeserializationError,
-    ) as exc:
+    except root_file_errors() as exc:
         msg = f"cannot read {name} as a ROOT file: {type(exc).__name__}: {exc}"
         raise FormatError(" ".join(msg.split()), path=name) from exc
     return samples, found

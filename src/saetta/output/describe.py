@@ -198,6 +198,26 @@ def _json_histogram(name: str, key: str, h: Any) -> HistogramSummary:
     return HistogramSummary(key, storage, tuple(n for n, _ in bins), total, total)
 
 
+def root_file_errors() -> tuple[type[BaseException], ...]:
+    """What uproot raises reading a corrupt or truncated ROOT file, or one that is not
+    what it claims: every reader of saetta's outputs turns these into one-line errors."""
+    import uproot
+
+    return (
+        AssertionError,  # uproot asserts on some corrupt compression headers
+        OSError,
+        EOFError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        struct.error,
+        zlib.error,
+        uproot.DeserializationError,
+    )
+
+
 def _describe_root(name: str) -> OutputSummary:
     import uproot
 
@@ -216,19 +236,7 @@ def _describe_root(name: str) -> OutputSummary:
                     document = _load_document(name, str(f[key]))
                 elif _root_ndim(classname):
                     histograms.append(_root_histogram(key, classname, f[key]))
-    except (
-        AssertionError,  # uproot asserts on some corrupt compression headers
-        OSError,
-        EOFError,
-        ValueError,
-        KeyError,
-        IndexError,
-        TypeError,
-        AttributeError,
-        struct.error,
-        zlib.error,
-        uproot.DeserializationError,
-    ) as exc:
+    except root_file_errors() as exc:
         msg = f"cannot read {name} as a ROOT file: {type(exc).__name__}: {_first_line(exc)}"
         raise FormatError(msg, path=name) from exc
     return _summary(name, "ROOT", document, histograms)
