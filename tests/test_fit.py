@@ -114,7 +114,17 @@ def test_asimov_at_mu_1_gives_mu_1_and_no_pulls(fit_input: FitInput) -> None:
     assert all(abs(pull) < 1e-4 for pull, _ in pulls.values()), pulls
     assert all(0 < constraint <= 1.0 + 1e-3 for _, constraint in pulls.values())
     assert result.data_kind == "asimov (mu=1)"
-    assert str(result) == f"μ(ttbar) = 1.000 ± {result.mu_error:.3f}  (asimov, mu=1)"
+    assert result.mu_interval is not None
+    down, up = result.mu_interval
+    assert down < 0 < up
+    assert result.mu_error == pytest.approx((up - down) / 2)
+    assert str(result) == (
+        f"μ(ttbar) = 1.000 ± {result.mu_error:.3f} (+{up:.3f} −{-down:.3f}, MINOS)  (asimov, mu=1)"
+    )
+    hesse = fit(build_workspace(fit_input, data="asimov"), minos=False)
+    assert hesse.mu_interval is None
+    assert hesse.mu == result.mu
+    assert str(hesse) == f"μ(ttbar) = 1.000 ± {hesse.mu_error:.3f}  (asimov, mu=1)"
     assert "<table>" in result._repr_html_()
     assert result.correlations.shape == (len(result.parameters),) * 2
 

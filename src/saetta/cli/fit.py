@@ -42,6 +42,12 @@ _SHOWN_PULLS = 12  # the pulls table shows at most this many nuisance parameters
     help="Comma-separated regions (histograms) to fit; 'all' for every one in RESULTS.",
 )
 @click.option("--no-plots", is_flag=True, help="Fit and write workspace.json only.")
+@click.option(
+    "--no-minos",
+    is_flag=True,
+    help="Give HESSE's error on mu instead of MINOS's interval (faster; unreliable on "
+    "low-statistics templates).",
+)
 def fit(
     results: str,
     data: str,
@@ -49,6 +55,7 @@ def fit(
     output_dir: str | None,
     regions: str,
     no_plots: bool,
+    no_minos: bool,
 ) -> None:
     """Measure the ttbar signal strength mu from RESULTS, an AGC ttbar run's output
     (.root or .json): build the pyhf model (regions 4j1b and 4j2b, the systematic
@@ -74,7 +81,7 @@ def fit(
         msg = f"--inject applies to Asimov data, and {results} has data; add --data asimov"
         raise click.UsageError(msg)
     workspace = build_workspace(fit_input, data=data, inject=1.0 if inject is None else inject)
-    result = fit_workspace(workspace)
+    result = fit_workspace(workspace, minos=not no_minos)
     click.echo(str(result))
     _echo_pulls(result.pulls())
     folder = (

@@ -43,8 +43,8 @@ pyhf's Poisson takes), or given counts. The workspace's measurement is named
 what it fits.
 
 Unlike cabinetry, which splits each variation into a normsys and a shape-only histosys,
-one histosys carries both here. The fit is pyhf's (numpy backend, iminuit, Hesse errors);
-the plots are cabinetry's, their matplotlib style and INFO logging kept to the call.
+one histosys carries both here. The fit is pyhf's (numpy backend, iminuit, Hesse
+errors, MINOS for μ); the plots are cabinetry's, their matplotlib style and INFO logging kept to the call.
 
 *Low statistics.* With few simulated events of large weight (400 per sample: up to ~6000
 each) many bins hold one event or none, and the templates are mostly fluctuations. pyhf's

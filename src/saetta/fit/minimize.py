@@ -1,6 +1,13 @@
 """Stage: fit (layer 8) — :func:`fit`: the maximum-likelihood fit of a workspace (pyhf's
-numpy backend, iminuit, Hesse errors), and :class:`FitResult`, every parameter's best fit,
-error, constraint and correlations, with the pulls of the nuisance parameters.
+numpy backend, iminuit, Hesse errors; MINOS for the signal strength), and
+:class:`FitResult`, every parameter's best fit, error, constraint and correlations, with
+the pulls of the nuisance parameters.
+
+μ's interval is MINOS's (where the profile likelihood rises by 1/2), not HESSE's
+curvature at the minimum: on low-statistics templates the likelihood is not a parabola
+there. Measured on the README's AGC samples (6,000 events each), HESSE gives ±0.027 at
+the exact Asimov point and ±0.20 for pseudo-data at μ = 1.1, where MINOS gives
+−0.156/+0.180 and −0.171/+0.198.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ class FitResult:
     """
 
     mu: float
-    mu_error: float
+    mu_error: float  # MINOS's half-width when it ran, else HESSE's error
     parameters: tuple[str, ...]
     bestfit: np.ndarray
     uncertainties: np.ndarray
@@ -37,6 +44,7 @@ class FitResult:
     prefit_widths: np.ndarray
     fixed: tuple[bool, ...]
     signal: str = "ttbar"  # the samples mu scales, "+"-joined
+    mu_interval: tuple[float, float] | None = None  # MINOS: (down, up), down negative
 
     def pulls(self) -> dict[str, tuple[float, float]]:
         """Each constrained, free nuisance parameter -> (pull, constraint).
@@ -54,7 +62,11 @@ class FitResult:
 
     def __str__(self) -> str:
         kind = self.data_kind.replace(" (", ", ").removesuffix(")")
-        return f"μ({self.signal}) = {self.mu:.3f} ± {self.mu_error:.3f}  ({kind})"
+        asymmetric = ""
+        if self.mu_interval is not None:
+            down, up = self.mu_interval
+            asymmetric = f" (+{up:.3f} −{-down:.3f}, MINOS)"
+        return f"μ({self.signal}) = {self.mu:.3f} ± {self.mu_error:.3f}{asymmetric}  ({kind})"
 
     def _repr_html_(self) -> str:
         pulls = self.pulls()
@@ -71,7 +83,7 @@ class FitResult:
         )
 
 
-def fit(workspace: Mapping[str, Any], *, tolerance: float = 1e-3) -> FitResult:
+def fit(workspace: Mapping[str, Any], *, tolerance: float = 1e-3, minos: bool = True) -> FitResult:
     """Fit the workspace's model to its observations: maximum likelihood with iminuit.
 
     The model clips each sample's expected yield per bin at 0 (pyhf's
@@ -84,6 +96,9 @@ def fit(workspace: Mapping[str, Any], *, tolerance: float = 1e-3) -> FitResult:
     tolerance
         iminuit's tolerance: the fit stops at an estimated distance to the minimum of
         ``0.002 * tolerance`` (in units of twice the negative log-likelihood).
+    minos
+        Find μ's interval with MINOS (a profile of the likelihood: a few more fits);
+        ``False`` keeps HESSE's error.
 
     Returns
     -------
@@ -112,6 +127,7 @@ def fit(workspace: Mapping[str, Any], *, tolerance: float = 1e-3) -> FitResult:
         except pyhf.exceptions.FailedMinimization as exc:
             msg = f"the fit did not converge: {' '.join(str(exc).split())}"
             raise SaettaError(msg) from exc
+        interval = _minos(obj.minuit, model.config.poi_index) if minos else None
     measurement = workspace["measurements"][0]["name"]  # as build_workspace names it
     kind = measurement.removeprefix(f"{_MEASUREMENT}: ") if ": " in measurement else "data"
     config = model.config
@@ -139,7 +155,7 @@ def fit(workspace: Mapping[str, Any], *, tolerance: float = 1e-3) -> FitResult:
     poi = config.poi_index
     return FitResult(
         mu=float(result[poi, 0]),
-        mu_error=float(errors[poi]),
+        mu_error=float(errors[poi]) if interval is None else (interval[1] - interval[0]) / 2,
         parameters=tuple(config.par_names),
         bestfit=np.asarray(result[:, 0], dtype=np.float64),
         uncertainties=errors,
@@ -150,4 +166,18 @@ def fit(workspace: Mapping[str, Any], *, tolerance: float = 1e-3) -> FitResult:
         prefit_widths=np.asarray(widths, dtype=np.float64),
         fixed=fixed,
         signal="+".join(signal),
+        mu_interval=interval,
     )
+
+
+def _minos(minuit: Any, poi: int) -> tuple[float, float] | None:
+    """MINOS's interval of parameter ``poi``; None where MINOS finds none."""
+    name = minuit.parameters[poi]
+    try:
+        minuit.minos(name)
+    except RuntimeError:  # iminuit: the function minimum is not valid
+        return None
+    error = minuit.merrors[name]
+    if not (error.is_valid and np.isfinite(error.lower) and np.isfinite(error.upper)):
+        return None
+    return float(error.lower), float(error.upper)
