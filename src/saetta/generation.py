@@ -36,7 +36,6 @@ from saetta.errors import SaettaError
 
 __all__ = ["AgcJobs", "generate_agc", "job_table"]
 
-_SEED_MAX = 900_000_000
 _FILES_PER_SAMPLE = 100_000
 
 
@@ -68,7 +67,7 @@ def job_table(
                     len(jobs),
                     sample,
                     block,
-                    (seed * 100_003 + block) % _SEED_MAX + 1,
+                    (seed * 100_003 + block) % pythia.SEED_MAX + 1,
                     n,
                     f"{sample}/{sample}_{part:04d}.root",
                 )

@@ -144,7 +144,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from saetta.datagen import _assemble, _awkward_collection, _phi32, _root_compression
+from saetta.datagen import _F32, _I32, _assemble, _awkward_collection, _phi32, _root_compression
 from saetta.storage import atomic_path
 
 __all__ = ["SAMPLES", "GeneratedFile", "SampleCard", "generate_file"]
@@ -299,12 +299,10 @@ _COMMON = (
     "Next:numberShowProcess = 0",
     "Next:numberShowLHA = 0",
 )
-_SEED_MAX = 900_000_000
+SEED_MAX = 900_000_000  # Pythia's largest seed
 _BLOCK_MAX = 2**32 - 1
 _MB_TO_PB = 1e9
 
-_F32 = np.dtype(np.float32)
-_I32 = np.dtype(np.int32)
 _SCALARS: dict[str, np.dtype[Any]] = {
     "run": np.dtype(np.uint32),
     "luminosityBlock": np.dtype(np.uint32),
@@ -809,7 +807,7 @@ def generate_file(
         raise ValueError(msg)
     for name, value, low, high in (
         ("events", events, 1, None),
-        ("seed", seed, 1, _SEED_MAX),
+        ("seed", seed, 1, SEED_MAX),
         ("block", block, 0, _BLOCK_MAX),
     ):
         integer = isinstance(value, int | np.integer) and not isinstance(value, bool)

@@ -16,7 +16,7 @@ import numpy as np
 from saetta.errors import FormatError, SaettaError
 from saetta.fit.inputs import NOMINAL, SAMPLE_FIELDS, FitInput, SampleInfo
 from saetta.fit.variations import _SYSTEMATICS
-from saetta.output.describe import root_file_errors
+from saetta.output.describe import read_json_text, root_file_errors
 
 _MAX_OBJECT_BYTES = 2**30  # read_fit_input reads no larger ROOT object than this
 
@@ -156,15 +156,7 @@ def _split(key: str, samples: Mapping[str, SampleInfo]) -> tuple[str, str, str] 
 
 
 def _read_json(name: str) -> tuple[dict[str, SampleInfo], _Found]:
-    try:
-        text = Path(name).read_text(encoding="utf-8")
-    except OSError as exc:
-        msg = f"cannot read {name}: {exc.strerror or exc}"
-        raise FormatError(msg, path=name) from exc
-    except ValueError as exc:  # not UTF-8
-        msg = f"{name} is not a saetta JSON output: {exc}"
-        raise FormatError(msg, path=name) from exc
-    document = _document(name, text)
+    document = _document(name, read_json_text(name))
     samples = _samples(name, document)
     histograms = document.get("histograms")
     if not isinstance(histograms, dict):

@@ -103,16 +103,20 @@ def describe(path: str | os.PathLike[str]) -> OutputSummary:
     """
     name = os.fspath(path)
     if Path(name).suffix.lower() == ".json":
-        try:
-            text = Path(name).read_text(encoding="utf-8")
-        except OSError as exc:
-            msg = f"cannot read {name}: {exc.strerror or exc}"
-            raise FormatError(msg, path=name) from exc
-        except ValueError as exc:  # not UTF-8
-            msg = f"{name} is not a saetta JSON output: {_first_line(exc)}"
-            raise FormatError(msg, path=name) from exc
-        return _describe_json(name, text)
+        return _describe_json(name, read_json_text(name))
     return _describe_root(name)
+
+
+def read_json_text(name: str) -> str:
+    """The text of a JSON output file, or a one-line :class:`FormatError` naming it."""
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = f"cannot read {name}: {exc.strerror or exc}"
+        raise FormatError(msg, path=name) from exc
+    except ValueError as exc:  # not UTF-8
+        msg = f"{name} is not a saetta JSON output: {_first_line(exc)}"
+        raise FormatError(msg, path=name) from exc
 
 
 def _first_line(exc: BaseException) -> str:
