@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from adl_reference import reference_histograms
 from conftest import flow_values
 
@@ -95,3 +96,40 @@ def test_corrupt_cache_file_is_replaced(tmp_path: Path, sample_root: Path) -> No
     again = saetta.run(adl.q1, sample_root, column_cache=cache, progress=False)
     assert again.report.cache_misses == 0
     np.testing.assert_array_equal(flow_values(result, "q1_met"), flow_values(again, "q1_met"))
+
+
+def test_threads_claiming_a_new_cache_folder_at_once_all_get_it(tmp_path: Path) -> None:
+    """The loader's prefetch threads open a new column cache together: each one's claim
+    must see the others' marker as the cache's own, not as another kind of folder."""
+    import threading
+
+    from saetta.storage.disk import claim_folder, owns
+
+    def claim(folder: Path, start: threading.Barrier, errors: list[BaseException]) -> None:
+        start.wait()
+        try:
+            claim_folder(folder, "column-cache", "column cache")
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    for attempt in range(30):
+        folder = tmp_path / f"cache{attempt}"
+        errors: list[BaseException] = []
+        start = threading.Barrier(4)
+        threads = [threading.Thread(target=claim, args=(folder, start, errors)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert owns(folder, "column-cache")
+
+
+def test_a_folder_of_another_kind_is_still_refused(tmp_path: Path) -> None:
+    """Positive control: a data-cache folder is not taken as a column cache."""
+    from saetta.errors import StorageError
+    from saetta.storage.disk import claim_folder
+
+    claim_folder(tmp_path / "c", "data-cache", "data cache")
+    with pytest.raises(StorageError, match="not a column cache"):
+        claim_folder(tmp_path / "c", "column-cache", "column cache")

@@ -96,6 +96,8 @@ def claim_folder(folder: str | os.PathLike[str], kind: str, what: str) -> bool:
             raise StorageError(msg, url=str(path))
         present = sorted(p.name for p in path.iterdir())
         other = next((n for n in present if n.startswith(_MARKER)), None)
+        if other == f"{_MARKER}{kind}":  # claimed meanwhile, by another thread or process
+            return made
         if other is not None:
             msg = f"{path} is a saetta {other.removeprefix(_MARKER)} folder, not a {what}"
             raise StorageError(msg, url=str(path))
