@@ -22,7 +22,7 @@ LAYERS = {
     "events": 4, "kernels": 4, "systematics": 4,
     "accumulate": 5, "inference": 5,
     "execute": 6,
-    "usecase": 7,
+    "usecase": 7, "ml": 7,
     "output": 8, "plot": 8, "fit": 8,
     "cli": 9, "analyses": 9, "datagen": 9, "pythia": 9, "generation": 9, "__main__": 9,
 }  # fmt: skip

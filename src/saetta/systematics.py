@@ -69,6 +69,7 @@ __all__ = [
     "object_variants",
     "scale",
     "smear",
+    "splitmix64",
     "stream_of",
     "weight_variants",
 ]
@@ -149,16 +150,16 @@ def event_normal(events: Any, counts: np.ndarray, stream: int) -> np.ndarray:
     n = len(counts)
     ids = [_event_ids(events, name, n) for name in ("run", "luminosityBlock", "event")]
     with np.errstate(over="ignore"):
-        key = _mix(np.full(n, stream, dtype=np.uint64))
+        key = splitmix64(np.full(n, stream, dtype=np.uint64))
         for column in ids:
-            key = _mix(key ^ column)
+            key = splitmix64(key ^ column)
         counts = np.asarray(counts, dtype=np.int64)
         starts = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=starts[1:])
         index = np.arange(starts[-1], dtype=np.int64) - np.repeat(starts[:-1], counts)
         base = np.repeat(key, counts) + np.uint64(2) * index.astype(np.uint64)
-        h1 = _mix(base)
-        h2 = _mix(base + np.uint64(1))
+        h1 = splitmix64(base)
+        h2 = splitmix64(base + np.uint64(1))
     u1 = (h1 >> np.uint64(11)).astype(np.float64) * 2.0**-53
     u2 = (h2 >> np.uint64(11)).astype(np.float64) * 2.0**-53
     normal: np.ndarray = np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * np.pi * u2)
@@ -171,7 +172,8 @@ def _event_ids(events: Any, name: str, n: int) -> np.ndarray:
     return np.asarray(events[name]).astype(np.uint64)
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, element-wise on uint64: a well-mixed 64-bit hash of each value."""
     z = x + _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * _M1
     z = (z ^ (z >> np.uint64(27))) * _M2
