@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +70,28 @@ def sessions_loaded() -> int:
     return len(_loads)
 
 
-def predict(path: str | os.PathLike[str], inputs: np.ndarray, output: int = 0) -> np.ndarray:
-    """The model's ``output``-th output for ``inputs`` (float32, one row per example)."""
+def predict(
+    path: str | os.PathLike[str],
+    inputs: np.ndarray | Mapping[str, np.ndarray],
+    output: int = 0,
+) -> np.ndarray:
+    """The model's ``output``-th output for ``inputs``: one float32 array (one row per
+    example), or ``{input name: array}`` for a model of several inputs (as
+    :func:`saetta.ml.export` writes, fed by :meth:`saetta.ml.Loader.features_of`)."""
     model = session(path)
-    rows = np.ascontiguousarray(inputs, dtype=np.float32)
-    if len(rows) == 0:
+    if isinstance(inputs, Mapping):
+        declared = [i.name for i in model.get_inputs()]
+        missing = [name for name in declared if name not in inputs]
+        if missing:
+            msg = f"the model {path} needs inputs {', '.join(missing)}; given {', '.join(inputs)}"
+            raise AnalysisError(msg)
+        feed = {name: np.ascontiguousarray(inputs[name]) for name in declared}
+        rows = len(next(iter(feed.values()))) if feed else 0
+    else:
+        feed = {model.get_inputs()[0].name: np.ascontiguousarray(inputs, dtype=np.float32)}
+        rows = len(inputs)
+    if rows == 0:
         shape = model.get_outputs()[output].shape
         return np.zeros((0, *(d if isinstance(d, int) else 1 for d in shape[1:])), np.float32)
-    name = model.get_inputs()[0].name
-    result: np.ndarray = model.run(None, {name: rows})[output]
+    result: np.ndarray = model.run(None, feed)[output]
     return result

@@ -12,7 +12,8 @@ keeps its traceback.
 - :mod:`~saetta.cli.usecase`: ``saetta plan``, ``saetta validate``;
 - :mod:`~saetta.cli.housekeeping`: ``saetta cache``, ``saetta runs``;
 - :mod:`~saetta.cli.generate`: ``saetta generate`` (synthetic files, the AGC's Pythia samples);
-- :mod:`~saetta.cli.fit`: ``saetta fit`` (the HistFactory fit of a result).
+- :mod:`~saetta.cli.fit`: ``saetta fit`` (the HistFactory fit of a result);
+- :mod:`~saetta.cli.train`: ``saetta train`` (a training script as a distributed job).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import click
 
 from saetta._version import __version__
-from saetta.cli import demo, fit, generate, housekeeping, inspect, run, testbeds, usecase
+from saetta.cli import demo, fit, generate, housekeeping, inspect, run, testbeds, train, usecase
 from saetta.cli.signals import TERMINATED, terminate
 from saetta.errors import SaettaError, SaettaWarning
 from saetta.storage import scrub
@@ -59,6 +60,7 @@ for command in (
     housekeeping.runs,
     generate.generate,
     fit.fit,
+    train.train,
     usecase.plan,
     usecase.validate,
 ):
