@@ -16,7 +16,15 @@ from typing import Any
 import click
 
 from saetta.errors import SaettaError, UseCaseError
-from saetta.usecase import Plan, UseCase, Validation, history, report
+from saetta.usecase import (
+    Plan,
+    UseCase,
+    Validation,
+    calibrate_training,
+    history,
+    report,
+    validate_training,
+)
 from saetta.usecase import plan as make_plan
 from saetta.usecase import validate as run_validation
 
@@ -30,12 +38,20 @@ _JSON_HELP = "Print the report as one JSON document on stdout instead of text."
 _HISTORY_HELP = "Do not record the run in the testbed history."
 
 
-def _load(path: str, fraction: float | None = None) -> tuple[UseCase, Callable[[Any], Any]]:
+def _load(path: str, fraction: float | None = None) -> tuple[UseCase, Callable[[Any], Any] | None]:
+    """The use case, and its analysis function (None for a training's)."""
     from saetta.analyses import load_analysis
 
     usecase = UseCase.load(path)
     if fraction is not None:
         usecase = dataclasses.replace(usecase, fraction=fraction)
+    if usecase.train:
+        click.echo(
+            f"calibrating {usecase.workload} on testbed {usecase.testbed} "
+            f"({usecase.calibration_batches} batches per rank) ...",
+            err=True,
+        )
+        return usecase, None
     try:
         analysis = load_analysis(usecase.analysis)
     except SaettaError as exc:
@@ -47,6 +63,12 @@ def _load(path: str, fraction: float | None = None) -> tuple[UseCase, Callable[[
         err=True,
     )
     return usecase, analysis
+
+
+def _plan(spec: UseCase, analysis: Callable[[Any], Any] | None) -> Plan:
+    if analysis is None:
+        return make_plan(spec, calibration=calibrate_training(spec))
+    return make_plan(spec, analysis)
 
 
 def _finish(item: Plan | Validation, name: str, out: str | None, as_json: bool) -> None:
@@ -66,7 +88,8 @@ def plan(usecase: str, out: str | None, as_json: bool, no_history: bool) -> None
     """Calibrate USECASE (a usecase.yaml) on its testbed and predict whether it can be met.
 
     \b
-    Runs the analysis on a sample of work units at 1 and k workers, fits
+    Runs the analysis on a sample of work units (a training: its script for a
+    few batches) at 1 and k workers, fits
     T(n) = t0 + E / (n r e(n)), and says whether Y can be processed in Z on W
     cores within the memory per core: FEASIBLE, NOT FEASIBLE naming the
     binding constraint, or UNCERTAIN when Z lies within the ≈95 % interval
@@ -74,7 +97,7 @@ def plan(usecase: str, out: str | None, as_json: bool, no_history: bool) -> None
     self-contained report.html with plots into --out.
     """
     spec, analysis = _load(usecase)
-    result = make_plan(spec, analysis)
+    result = _plan(spec, analysis)
     if not no_history:
         history.record(history.from_calibration(result.calibration, result.verdict))
     _finish(result, spec.name, out, as_json)
@@ -105,9 +128,12 @@ def validate(
     (±25 %) to mean something.
     """
     spec, analysis = _load(usecase, fraction)
-    planned = make_plan(spec, analysis)
+    planned = _plan(spec, analysis)
     click.echo(f"plan: {planned.verdict}; running {100 * spec.fraction:g} % ...", err=True)
-    result = run_validation(spec, analysis, planned=planned)
+    if analysis is None:
+        result = validate_training(spec, planned=planned)
+    else:
+        result = run_validation(spec, analysis, planned=planned)
     if not no_history:
         history.record(history.from_calibration(planned.calibration, planned.verdict))
         history.record(history.from_validation(result))

@@ -1,6 +1,7 @@
 """Stage: use cases (layer 7) — "X operations on Y data in Z seconds with at most W resources".
 
-A :class:`UseCase` (``usecase.yaml``) names an analysis, a dataset, a
+A :class:`UseCase` (``usecase.yaml``) names an analysis (or a training script:
+:mod:`~saetta.usecase.training`), a dataset, a
 :class:`Requirement` (Y data, Z seconds, W cores and memory per core) and a
 testbed. :func:`calibrate` runs the analysis on a sample of work units at 1 and
 at k workers; a :class:`Model` fitted to those runs predicts the wall time of E
@@ -41,6 +42,7 @@ from saetta.usecase.spec import (
     open_dataset,
     sample_dataset,
 )
+from saetta.usecase.training import calibrate_training, validate_training
 from saetta.usecase.validate import Validation, validate
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "UseCase",
     "Validation",
     "calibrate",
+    "calibrate_training",
     "fit_model",
     "format_bytes",
     "format_count",
@@ -72,4 +75,5 @@ __all__ = [
     "sample_dataset",
     "tail_factor",
     "validate",
+    "validate_training",
 ]

@@ -29,8 +29,8 @@ class Plan(Answer):
 
     usecase: UseCase
     calibration: Calibration
-    events: float  # Y in events
-    data_bytes: float  # Y in bytes on disk
+    events: float  # Y in events (times the epochs of a training)
+    data_bytes: float  # Y in bytes on disk (times the epochs of a training)
     prediction: Prediction  # on W cores
     cores_needed: int | None  # to meet Z; None: no number of cores can
     cores_range: tuple[int | None, int | None]  # where the interval's fast, slow end meets Z
@@ -195,9 +195,10 @@ def plan(
         calibration = calibrate(usecase, analysis, dataset=dataset)
     r, model = usecase.requirement, calibration.model
     if r.events is not None:
-        events, size = r.events, r.events * calibration.bytes_per_event_disk
+        events = r.events * r.epochs
+        size = events * calibration.bytes_per_event_disk
     else:
-        size = r.data_bytes or 0.0
+        size = (r.data_bytes or 0.0) * r.epochs
         events = size / calibration.bytes_per_event_disk
     needed = model.cores_needed(events, r.time_s)
     prediction = model.predict(events, r.cores)

@@ -56,6 +56,7 @@ class Requirement:
     memory_per_core: float | None = None  # bytes; None: no limit stated
     data_text: str = ""  # Y and Z as written, for "1 PB in 1 h needs ..."
     time_text: str = ""
+    epochs: int = 1  # training: Y is read this many times
 
     def __post_init__(self) -> None:
         if (self.events is None) == (self.data_bytes is None):
@@ -72,7 +73,7 @@ class Requirement:
 
     @classmethod
     def _read(cls, spec: object) -> Requirement:
-        spec = _mapping(spec, "requirement", {"data", "events", "time", "resources"})
+        spec = _mapping(spec, "requirement", {"data", "events", "epochs", "time", "resources"})
         if ("data" in spec) == ("events" in spec) or "time" not in spec:
             msg = "requirement: give data ('1 PB') or events (5e11), and time ('1 h')"
             raise UseCaseError(msg)
@@ -90,6 +91,9 @@ class Requirement:
             msg = "requirement.resources.cores: missing; e.g. resources: {cores: 2000}"
             raise UseCaseError(msg)
         memory = resources.get("memory_per_core")
+        epochs = _positive_int(spec.get("epochs", 1), "requirement.epochs")
+        if epochs > 1:
+            data_text = f"{data_text} × {epochs} epochs"
         return cls(
             time_s=parse_duration(spec["time"], "requirement.time"),
             cores=_positive_int(resources["cores"], "requirement.resources.cores"),
@@ -102,6 +106,7 @@ class Requirement:
             ),
             data_text=data_text,
             time_text=str(spec["time"]).strip(),
+            epochs=epochs,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +118,7 @@ class Requirement:
             "time_s": self.time_s,
             "cores": self.cores,
             "memory_per_core_bytes": self.memory_per_core,
+            "epochs": self.epochs,
         }
 
 
@@ -121,8 +127,8 @@ class UseCase:
     """A use case as read from ``usecase.yaml`` (the schema is in ``docs/usecase.md``)."""
 
     name: str
-    analysis: str  # "adl.q5", "file.py:function", "module:function"
-    dataset: tuple[str, ...]  # paths, glob patterns, or one "@catalog-name"
+    analysis: str  # "adl.q5", "file.py:function", "module:function"; "" for a training
+    dataset: tuple[str, ...]  # paths, glob patterns, or one "@catalog-name"; () for the script's
     requirement: Requirement
     testbed: str = "local"
     tree: str = "Events"
@@ -133,23 +139,39 @@ class UseCase:
     fraction: float = 1.0
     validation_workers: int | None = None  # None: the testbed's size
     source: str = ""
+    train: str = ""  # a training script (saetta train), instead of an analysis
+    calibration_batches: int = 50  # training: batches per rank in each timed run
+
+    @property
+    def workload(self) -> str:
+        """What runs: the analysis, or ``train <script>``."""
+        return f"train {os.path.basename(self.train)}" if self.train else self.analysis
 
     @classmethod
     def from_dict(cls, spec: object, source: str = "") -> UseCase:
         """Check a parsed ``usecase.yaml``; each problem is a :class:`UseCaseError` naming the field."""
-        top = {"name", "analysis", "dataset", "requirement", "testbed", "tree", "chunk_size"}
-        spec = _mapping(spec, source or "use case", top | {"calibration", "validation"})
-        for key in ("name", "analysis", "dataset", "requirement"):
+        top = {"name", "analysis", "train", "dataset", "requirement", "testbed", "tree"}
+        spec = _mapping(
+            spec, source or "use case", top | {"chunk_size", "calibration", "validation"}
+        )
+        training = "train" in spec
+        if training == ("analysis" in spec):
+            msg = f"give either analysis: (a query) or train: (a training script) in {source or 'the use case'}"
+            raise UseCaseError(msg)
+        for key in ("name", "requirement", *(() if training else ("dataset",))):
             if key not in spec:
                 msg = f"{key}: missing from {source or 'the use case'}"
                 raise UseCaseError(msg)
-        datasets = [spec["dataset"]] if isinstance(spec["dataset"], str) else spec["dataset"]
-        if not isinstance(datasets, list) or not datasets:
+        datasets = spec.get("dataset", [])
+        datasets = [datasets] if isinstance(datasets, str) else datasets
+        if not isinstance(datasets, list) or not (datasets or training):
             msg = "dataset: expected a path, a glob pattern, '@catalog-name', or a list of them"
             raise UseCaseError(msg)
-        calibration = _mapping(
-            spec.get("calibration") or {}, "calibration", {"sample_units", "workers", "repeats"}
-        )
+        if training and len(datasets) > 1:
+            msg = "dataset: a training reads one path, glob or '@catalog-name' (its --data)"
+            raise UseCaseError(msg)
+        known = {"sample_units", "workers", "repeats", *(("batches",) if training else ())}
+        calibration = _mapping(spec.get("calibration") or {}, "calibration", known)
         validation = _mapping(spec.get("validation") or {}, "validation", {"fraction", "workers"})
         workers = calibration.get("workers")
         if workers is not None:
@@ -165,7 +187,11 @@ class UseCase:
             raise UseCaseError(msg)
         return cls(
             name=_text(spec["name"], "name"),
-            analysis=_text(spec["analysis"], "analysis"),
+            analysis="" if training else _text(spec["analysis"], "analysis"),
+            train=_text(spec["train"], "train") if training else "",
+            calibration_batches=_positive_int(
+                calibration.get("batches", 50), "calibration.batches"
+            ),
             dataset=tuple(_text(d, "dataset") for d in datasets),
             requirement=Requirement.from_dict(spec["requirement"]),
             testbed=_text(spec.get("testbed", "local"), "testbed"),
@@ -204,6 +230,8 @@ class UseCase:
             raise UseCaseError(msg) from exc
         usecase = cls.from_dict(spec, source=os.fspath(path))
         folder = Path(path).parent
+        if usecase.train:
+            usecase = dataclasses.replace(usecase, train=_beside(folder, usecase.train))
         where, colon, function = usecase.analysis.rpartition(":")
         analysis = usecase.analysis
         if colon and where.endswith(".py"):
@@ -216,6 +244,7 @@ class UseCase:
         return {
             "name": self.name,
             "analysis": self.analysis,
+            "train": self.train,
             "dataset": list(self.dataset),
             "requirement": self.requirement.to_dict(),
             "testbed": self.testbed,
@@ -225,6 +254,7 @@ class UseCase:
                 "sample_units": self.sample_units,
                 "workers": workers,
                 "repeats": self.repeats,
+                "batches": self.calibration_batches,
             },
             "validation": {"fraction": self.fraction, "workers": self.validation_workers},
         }

@@ -26,15 +26,16 @@ CAPTIONS = {
 
 
 def figures(item: Answer) -> dict[str, bytes]:
-    """The report's plots as PNG bytes: ``scaling``, ``timeline``, ``memory``."""
+    """The report's plots as PNG bytes: ``scaling``, ``timeline``, ``memory`` (the last two
+    where the shown run has per-unit records)."""
     plan, run = item.plan, item.shown_run
     limit = plan.usecase.requirement.memory_per_core
     validation = None if item is plan else run  # a validation: its run, with the calibration
-    return {
-        "scaling": _png(_scaling, plan, validation),
-        "timeline": _png(_timeline, run),
-        "memory": _png(_memory, run, limit),
-    }
+    drawn = {"scaling": _png(_scaling, plan, validation)}
+    if run.timeline:  # a training's runs have batches, not units, to draw
+        drawn["timeline"] = _png(_timeline, run)
+        drawn["memory"] = _png(_memory, run, limit)
+    return drawn
 
 
 def _png(draw: Any, *args: Any) -> bytes:
