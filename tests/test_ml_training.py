@@ -27,6 +27,7 @@ torch = pytest.importorskip("torch")
 
 import saetta
 from saetta import inference, ml
+from saetta.storage import lock_folder
 
 SCRIPT = """
 import torch
@@ -350,6 +351,14 @@ def test_resume_refuses_what_is_not_a_run_and_a_changed_script(
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     record["status"] = "running"
     (tmp_path / "run" / "run.json").write_text(json.dumps(record))
+    held = lock_folder(tmp_path / "run")  # as a running saetta train holds it
+    assert isinstance(held, int)
+    try:
+        busy = _saetta("train", "--resume", "run", cwd=tmp_path)
+    finally:
+        os.close(held)
+    assert busy.returncode == 1
+    assert "in use by another saetta train" in busy.stderr
     copy.write_text(SCRIPT + "\n# edited\n")
     changed = _saetta("train", "--resume", "run", cwd=tmp_path)
     assert changed.returncode == 1

@@ -45,6 +45,7 @@ ELSEWHERE = {
     "saetta generate agc": "tests/test_agc_workflow.py (Pythia 8: minutes at this size)",
     "saetta run agc": "tests/test_agc_workflow.py, tests/test_agc_reference.py",
     "saetta fit agc.root": "tests/test_agc_workflow.py, tests/test_fit.py",
+    "saetta train": "tests/test_ml_training.py (local ranks, SIGKILL and resume, real SLURM)",
 }
 #: Sizes made small so the test stays quick; nothing else is changed.
 SMALLER = {"saetta demo": "saetta demo --events 3000", "--events 200000": "--events 2000"}
@@ -122,6 +123,23 @@ def test_readme_analysis_through_the_python_api(
     np.testing.assert_allclose(result["mass"].values(), expected, atol=1e-9)  # type: ignore[index]
     assert result["events"] == 3900  # type: ignore[index]
     assert result.report.complete  # type: ignore[attr-defined]
+
+
+def test_readme_training_block_runs(readme_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's loader example, as written: every event of the train split once."""
+    pytest.importorskip("torch")
+    block = re.search(
+        r"## Training a network\n.*?```python\n(.*?)```", README.read_text(), re.DOTALL
+    )
+    assert block is not None
+    monkeypatch.chdir(readme_folder)
+    namespace: dict[str, object] = {}
+    code = block.group(1) + "\nseen = [b['entry'] for b in loader.epoch(0, 'train')]\n"
+    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 - the README is ours
+    loader = namespace["loader"]
+    seen = namespace["seen"]
+    entries = sum(len(e) for e in seen)  # type: ignore[attr-defined]
+    assert entries == loader.num_events("train") > 0  # type: ignore[attr-defined]
 
 
 def _classify(command: str) -> str | None:

@@ -47,6 +47,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Then:         saetta run adl data/*.root -o results.root --executor processes:2
     A real one:   saetta generate agc data/agc; saetta run agc data/agc/samples.yaml -o agc.root;
                   saetta fit agc.root
+    Train:        saetta train examples/ttbar_vs_wjets.py --workers 2 --epochs 5
     """
     ctx.obj = {"debug": debug}
 

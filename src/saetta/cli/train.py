@@ -112,11 +112,14 @@ def train(
             directory=folder,
         )
     same = len(set(result.digests)) == 1
+    in_loop = result.events / result.loop_s if result.loop_s else 0.0
     click.echo(
         f"trained {result.events:,} events on {result.settings.world_size} rank(s) in "
-        f"{result.seconds:.1f} s ({result.events_per_s:,.0f} events/s), "
-        f"waiting for data {result.data_wait:.1%} of the loop"
+        f"{result.seconds:.1f} s end to end ({in_loop:,.0f} events/s in the training loop, "
+        f"waiting for data {result.data_wait:.1%} of it)"
     )
+    for failure in result.failures:
+        click.echo(f"not trained on: {failure}", err=True)
     click.echo(
         f"weights: {'identical on every rank' if same else 'DIFFERENT between ranks'}, sha256 {result.digests[0][:16]}"
     )

@@ -51,7 +51,7 @@ from saetta.errors import JournalError, StorageError
 from saetta.execute.fingerprint import RunSpec
 from saetta.execute.outcome import UnitOutcome
 from saetta.execute.record import RecordError, record, unrecord
-from saetta.storage import atomic_write, claim_folder, file_identity
+from saetta.storage import atomic_write, claim_folder, file_identity, lock_folder
 
 __all__ = [
     "RUN_FORMAT",
@@ -128,21 +128,14 @@ class Journal:
             raise
 
     def _lock(self) -> None:
-        path = self.directory / "lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            os.close(fd)
+        held = lock_folder(self.directory)
+        if isinstance(held, str):
             msg = (
-                f"run directory {self.directory} is in use by another saetta run ({holder}); "
+                f"run directory {self.directory} is in use by another saetta run ({held}); "
                 "wait for it to finish, or give another --run-dir"
             )
-            raise JournalError(msg, path=str(self.directory)) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
-        self._lock_fd = fd
+            raise JournalError(msg, path=str(self.directory))
+        self._lock_fd = held
 
     def _read_run(self) -> dict[str, Any] | None:
         path = self.directory / "run.json"

@@ -71,7 +71,7 @@ from saetta.errors import ExecutorError, SaettaError
 from saetta.ml import checkpoint
 from saetta.ml.checkpoint import Position
 from saetta.ml.loader import Loader
-from saetta.storage import atomic_path, redact
+from saetta.storage import atomic_path, lock_folder, redact
 
 __all__ = [
     "Run",
@@ -474,12 +474,25 @@ def _launch(
     progress: bool,
     fresh_process: bool = False,
 ) -> TrainResult:
-    started = time.perf_counter()
-    if settings.testbed is None:
-        ranks = _run_local(settings, data, source, folder, progress, fresh_process)
-    else:
-        ranks = _run_on_testbed(settings, data, source, folder, fresh_process)
-    seconds = time.perf_counter() - started
+    held = lock_folder(folder)
+    if isinstance(held, str):
+        msg = f"{folder} is in use by another saetta train ({held}); wait for it, or kill it first"
+        raise SaettaError(msg)
+    try:
+        started = time.perf_counter()
+        if settings.testbed is None:
+            ranks = _run_local(settings, data, source, folder, progress, fresh_process)
+        else:
+            ranks = _run_on_testbed(settings, data, source, folder, fresh_process)
+        seconds = time.perf_counter() - started
+        return _record_result(settings, folder, ranks, seconds)
+    finally:
+        os.close(held)
+
+
+def _record_result(
+    settings: Settings, folder: Path, ranks: list[dict[str, Any]], seconds: float
+) -> TrainResult:
     ranks = sorted(ranks, key=lambda r: r["rank"])
     looped = sum(r["looped"] for r in ranks)
     result = {

@@ -18,6 +18,7 @@ from saetta.storage.disk import (
     atomic_write,
     claim_folder,
     evict_lru,
+    lock_folder,
     owns,
 )
 from saetta.storage.location import (
@@ -46,6 +47,7 @@ __all__ = [
     "file_size",
     "first_line",
     "is_remote",
+    "lock_folder",
     "name_files",
     "open_target",
     "owns",

@@ -10,14 +10,16 @@ owned folder saetta removes only the files it names itself.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from saetta.errors import StorageError
 
-__all__ = ["atomic_path", "atomic_write", "claim_folder", "evict_lru", "owns"]
+__all__ = ["atomic_path", "atomic_write", "claim_folder", "evict_lru", "lock_folder", "owns"]
 
 _MARKER = ".saetta-"
 
@@ -68,6 +70,22 @@ def atomic_write(
     """Write ``data`` to ``target`` through :func:`atomic_path`."""
     with atomic_path(target, private=private) as temporary:
         temporary.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def lock_folder(folder: str | os.PathLike[str]) -> int | str:
+    """Hold ``folder/lock`` exclusively (``flock``; the system releases it when this process
+    ends, killed or not): its file descriptor, or who holds it (``"pid 7 on host"``)."""
+    path = Path(folder) / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        return holder
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+    return fd
 
 
 def owns(folder: str | os.PathLike[str], kind: str) -> bool:
