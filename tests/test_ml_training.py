@@ -147,6 +147,10 @@ def test_two_ranks_train_one_model(uninterrupted: dict[int, Path], ranks: int) -
         ["MET_pt"], split={"train": 0.8, "val": 0.2},
     ).num_events("train")  # fmt: skip
     assert result["events"] == 3 * train_events
+    finished = ml.resume(uninterrupted[ranks])  # a finished run is returned as it is
+    assert finished.events == 3 * train_events
+    assert "identical on every rank" in repr(finished)
+    assert f"<td>{3 * train_events:,}</td>" in finished._repr_html_()
 
 
 @pytest.mark.parametrize("ranks", [1, 2])

@@ -44,6 +44,7 @@ import ctypes
 import dataclasses
 import datetime
 import hashlib
+import html
 import itertools
 import json
 import math
@@ -130,6 +131,33 @@ class TrainResult:
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("run directory", str(self.directory)),
+            ("ranks, epochs", f"{self.settings.world_size}, {self.settings.epochs}"),
+            ("events trained", f"{self.events:,}"),
+            ("wall time", f"{self.seconds:.1f} s end to end, {self.loop_s:.1f} s in the loop"),
+            ("waiting for data", f"{self.data_wait:.1%} of the loop"),
+            ("weights", "identical on every rank" if len(set(self.digests)) == 1 else "DIFFERENT"),
+            *(
+                (
+                    f"epoch {m.get('epoch', i)}",
+                    ", ".join(
+                        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in m.items()
+                        if k != "epoch"
+                    ),
+                )
+                for i, m in enumerate(self.losses)
+            ),
+            *(("not trained on", f) for f in self.failures),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in rows
+        )
+        return f"<table><caption>saetta.ml.TrainResult</caption>{body}</table>"
 
     def __repr__(self) -> str:
         same = "identical on every rank" if len(set(self.digests)) == 1 else "DIFFERENT per rank"

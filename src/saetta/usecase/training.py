@@ -17,7 +17,6 @@ goes through the same loop as an analysis, with the same model
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import tempfile
 from pathlib import Path
@@ -30,7 +29,7 @@ from saetta.usecase.measure import Measurement, resolve_testbed, testbed_workers
 from saetta.usecase.model import fit_model
 from saetta.usecase.plan import Plan, plan
 from saetta.usecase.spec import UseCase
-from saetta.usecase.validate import Validation
+from saetta.usecase.validate import Validation, judge
 
 __all__ = ["calibrate_training", "validate_training"]
 
@@ -94,20 +93,8 @@ def validate_training(usecase: UseCase, *, planned: Plan | None = None) -> Valid
     measurement, failures = _timed(
         usecase, workers, limit if limit < per_rank else 0, loader.batch_size
     )
-    model = the_plan.calibration.model
-    predicted = model.predict(measurement.events, workers)
-    r = usecase.requirement
-    measured = dataclasses.replace(
-        model,
-        rate_hz=measurement.rate_hz / (workers * model.efficiency(workers)) or model.rate_hz,
-        t0_s=max(0.0, measurement.t0_s),
-    )
-    extrapolated = measured.predict(the_plan.events, r.cores).time_s
-    binding = ["incomplete"] if failures else []
-    if r.memory_per_core is not None and measurement.peak_memory > r.memory_per_core:
-        binding.append("memory")
-    if extrapolated > r.time_s:
-        binding.append("time")
+    predicted = the_plan.calibration.model.predict(measurement.events, workers)
+    extrapolated, binding = judge(the_plan, measurement, complete=not failures)
     return Validation(
         plan=the_plan,
         fraction=usecase.fraction,
@@ -117,7 +104,7 @@ def validate_training(usecase: UseCase, *, planned: Plan | None = None) -> Valid
         histogram_fills=0.0,
         complete=not failures,
         extrapolated_s=extrapolated,
-        binding=tuple(binding),
+        binding=binding,
         date=now(),
     )
 

@@ -21,7 +21,7 @@ from saetta.usecase.model import Prediction
 from saetta.usecase.plan import Plan, plan
 from saetta.usecase.spec import MAX_INTERVAL_WIDTH, Analysis, UseCase, open_dataset, sample_dataset
 
-__all__ = ["Validation", "validate"]
+__all__ = ["Validation", "judge", "validate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +161,24 @@ class Validation(Answer):
         }
 
 
+def judge(plan: Plan, measurement: Measurement, *, complete: bool) -> tuple[float, tuple[str, ...]]:
+    """This run's rate and start-up extrapolated to Y on W (with the calibrated
+    efficiency), and what failed: ``incomplete``, ``memory``, ``time``."""
+    model, r, workers = plan.calibration.model, plan.usecase.requirement, measurement.workers
+    measured = dataclasses.replace(
+        model,
+        rate_hz=measurement.rate_hz / (workers * model.efficiency(workers)) or model.rate_hz,
+        t0_s=max(0.0, measurement.t0_s),
+    )
+    extrapolated = measured.predict(plan.events, r.cores).time_s
+    binding = [] if complete else ["incomplete"]
+    if r.memory_per_core is not None and measurement.peak_memory > r.memory_per_core:
+        binding.append("memory")
+    if extrapolated > r.time_s:
+        binding.append("time")
+    return extrapolated, tuple(binding)
+
+
 def validate(
     usecase: UseCase,
     analysis: Analysis,
@@ -201,18 +219,7 @@ def validate(
     model = the_plan.calibration.model
     predicted = model.predict(part.num_entries, workers, len(part.units(chunk)))
     measurement, result = timed_run(analysis, part, bed, workers, chunk, allow_partial=True)
-    r = usecase.requirement
-    measured = dataclasses.replace(
-        model,
-        rate_hz=measurement.rate_hz / (workers * model.efficiency(workers)) or model.rate_hz,
-        t0_s=max(0.0, measurement.t0_s),
-    )
-    extrapolated = measured.predict(the_plan.events, r.cores).time_s
-    binding = [] if result.report.complete else ["incomplete"]
-    if r.memory_per_core is not None and measurement.peak_memory > r.memory_per_core:
-        binding.append("memory")
-    if extrapolated > r.time_s:
-        binding.append("time")
+    extrapolated, binding = judge(the_plan, measurement, complete=result.report.complete)
     return Validation(
         plan=the_plan,
         fraction=usecase.fraction,
@@ -222,6 +229,6 @@ def validate(
         histogram_fills=histogram_fills(result),
         complete=result.report.complete,
         extrapolated_s=extrapolated,
-        binding=tuple(binding),
+        binding=binding,
         date=now(),
     )
