@@ -4,9 +4,6 @@ validated on the local testbed with ``saetta plan`` and ``saetta validate``."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,7 @@ from saetta.usecase import UseCase
 
 pytest.importorskip("torch")
 
-from test_ml_training import SCRIPT
+from test_ml_training import SCRIPT, _saetta
 
 
 def _spec(data: Path, **requirement: Any) -> dict[str, Any]:
@@ -81,10 +78,7 @@ def test_plan_and_validate_a_training_on_the_local_testbed(
     (tmp_path / "train.py").write_text(SCRIPT)
     spec = _spec(sample_root, events=1e6, time="100 h")
     (tmp_path / "usecase.yaml").write_text(yaml.safe_dump(spec))
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("saetta")), "validate", "usecase.yaml", "--no-history", "--out", "report"],
-        cwd=tmp_path, env=os.environ.copy(), capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    done = _saetta("validate", "usecase.yaml", "--no-history", "--out", "report", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "plan: FEASIBLE" in done.stderr
     assert "verdict: PASS" in done.stdout
@@ -116,9 +110,6 @@ def test_a_training_that_cannot_meet_its_time_is_not_feasible(
     spec = _spec(sample_root, events=1e12, time="1 s")
     spec["calibration"] = {"workers": [1], "repeats": 1, "batches": 5}
     (tmp_path / "usecase.yaml").write_text(yaml.safe_dump(spec))
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("saetta")), "plan", "usecase.yaml", "--no-history", "--out", "report"],
-        cwd=tmp_path, env=os.environ.copy(), capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    done = _saetta("plan", "usecase.yaml", "--no-history", "--out", "report", cwd=tmp_path)
     assert done.returncode == 3, done.stdout + done.stderr
     assert "NOT FEASIBLE" in done.stdout

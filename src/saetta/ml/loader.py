@@ -154,6 +154,7 @@ class Loader:
         self.failures: list[Failure] = []
         self._file_index = {(f.path, f.tree): i for i, f in enumerate(self.units.files)}
         self._counts: np.ndarray | None = None
+        self._orders: dict[int, np.ndarray] = {}
 
     # ------------------------------------------------------------------ what is there
 
@@ -225,11 +226,17 @@ class Loader:
         """The units (indices into :attr:`units`) rank ``rank`` of ``world_size`` reads in
         ``epoch``, in reading order; worker ``w`` of ``N`` takes ``[w::N]`` of them."""
         _check_rank(rank, world_size)
-        order = np.arange(len(self.units))
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.units))
-        shard: np.ndarray = order[rank::world_size]
+        shard: np.ndarray = self._order(epoch)[rank::world_size]
         return shard
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """The epoch's unit order, drawn once: every rank's batch count needs it."""
+        if self._orders.get(epoch) is None:
+            order = np.arange(len(self.units))
+            if self.shuffle:
+                order = np.random.default_rng([self.seed, epoch]).permutation(len(self.units))
+            self._orders = {epoch: order}  # the current epoch's only
+        return self._orders[epoch]
 
     # ------------------------------------------------------------------ batches
 
