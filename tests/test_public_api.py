@@ -25,6 +25,7 @@ def test_all_is_pinned() -> None:
         "SaettaError",
         "Sample",
         "Samples",
+        "Shards",
         "StorageError",
         "UnitError",
         "UseCase",
@@ -36,6 +37,7 @@ def test_all_is_pinned() -> None:
         "available_formats",
         "run",
         "save",
+        "write_shard",
     ]
     assert sorted(saetta.__all__) == saetta.__all__
     assert dir(saetta) == saetta.__all__
@@ -44,7 +46,7 @@ def test_all_is_pinned() -> None:
 
 def test_registries() -> None:
     assert saetta.available_executors() == ["dask", "local", "processes"]
-    assert saetta.available_formats() == ["parquet", "root"]
+    assert saetta.available_formats() == ["hdf5", "parquet", "root"]
 
 
 def test_errors_share_one_root() -> None:

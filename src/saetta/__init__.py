@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from saetta.formats import available_formats
     from saetta.output import save
     from saetta.samples import Sample, Samples
+    from saetta.shards import Shards, write_shard
     from saetta.usecase import Calibration, Plan, Requirement, UseCase, Validation
 
 # The rest loads on first use: ``import saetta`` stays cheap (numpy, awkward, uproot and
@@ -64,6 +65,8 @@ _LAZY = {
     "available_formats": "saetta.formats",
     "Sample": "saetta.samples",
     "Samples": "saetta.samples",
+    "Shards": "saetta.shards",
+    "write_shard": "saetta.shards",
     "save": "saetta.output",
     "Calibration": "saetta.usecase",
     "Plan": "saetta.usecase",
@@ -91,6 +94,7 @@ __all__ = [
     "SaettaError",
     "Sample",
     "Samples",
+    "Shards",
     "StorageError",
     "UnitError",
     "UseCase",
@@ -102,6 +106,7 @@ __all__ = [
     "available_formats",
     "run",
     "save",
+    "write_shard",
 ]
 
 

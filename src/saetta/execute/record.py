@@ -12,6 +12,7 @@ A result is encoded exactly — the same bits come back — as:
 - ``{"$dict": [[key, value], ...]}``: a dict with ``str`` or ``int`` keys, in order;
 - ``{"$array": dtype, "shape": [...], "data": base64}``: a numeric numpy array;
 - ``{"$scalar": dtype, "data": base64}``: a numpy number;
+- ``{"$shards": folder, "files": [[name, events, bytes], ...]}``: the shards a unit wrote;
 - ``{"$complex": [re, im]}``, ``{"$fraction": "n/d"}``, ``{"$decimal": "text"}``;
 - ``{"$hist": class, "uhi": {...}, "raw": {...}}``: a histogram; ``uhi`` is
   boost-histogram's UHI serialisation of its axes, storage type and metadata
@@ -41,6 +42,7 @@ from boost_histogram import serialization as uhi_serialization
 from saetta.dataset import WorkUnit, file_key
 from saetta.errors import DatasetError
 from saetta.execute.outcome import UnitOutcome
+from saetta.shards import Shard, Shards
 
 __all__ = ["RECORD_VERSION", "RecordError", "decode_result", "encode_result", "record", "unrecord"]
 
@@ -101,6 +103,8 @@ def _encode_other(value: Any, where: str) -> dict[str, Any]:
         }
     if isinstance(value, np.generic):
         return {"$scalar": _dtype(value.dtype, where), "data": _b64(np.asarray(value))}
+    if isinstance(value, Shards):
+        return {"$shards": value.folder, "files": [[s.name, s.events, s.bytes] for s in value]}
     if isinstance(value, complex):
         return {"$complex": [value.real, value.imag]}
     if isinstance(value, fractions.Fraction):
@@ -289,6 +293,27 @@ def _decode_scalar(document: dict[str, Any], where: str) -> Any:
     return np.frombuffer(_bytes(document["data"], dtype.itemsize, where), dtype=dtype)[0]
 
 
+def _decode_shards(document: dict[str, Any], where: str) -> Shards:
+    _require(document, {"$shards", "files"}, where)
+    folder, files = document["$shards"], document["files"]
+    if not isinstance(folder, str) or not isinstance(files, list):
+        msg = f"{where}: $shards must name a folder and list its files"
+        raise RecordError(msg)
+    shards: dict[str, Shard] = {}
+    for item in files:
+        if not (
+            isinstance(item, list)
+            and len(item) == 3
+            and isinstance(item[0], str)
+            and item[0] not in shards
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in item[1:])
+        ):
+            msg = f"{where}: each shard is [name, events, bytes], each name once"
+            raise RecordError(msg)
+        shards[item[0]] = Shard(item[0], item[1], item[2])
+    return Shards(folder, shards)
+
+
 def _decode_complex(document: dict[str, Any], where: str) -> complex:
     _require(document, {"$complex"}, where)
     parts = document["$complex"]
@@ -372,6 +397,7 @@ _DECODERS = {
     "$array": _decode_array,
     "$scalar": _decode_scalar,
     "$complex": _decode_complex,
+    "$shards": _decode_shards,
     "$fraction": _decode_fraction,
     "$decimal": _decode_decimal,
     "$hist": _decode_histogram,

@@ -12,6 +12,7 @@ from saetta._version import __version__
 from saetta.errors import SaettaError
 from saetta.execute import Result
 from saetta.output.walk import STORAGES, flatten, is_category
+from saetta.shards import Shards
 
 __all__ = ["to_json"]
 
@@ -30,7 +31,13 @@ def to_json(result: Result) -> dict[str, Any]:
         if isinstance(value, bh.Histogram):
             histograms[key] = _histogram_json(value)
             continue
-        plain = value.tolist() if isinstance(value, np.ndarray | np.generic) else value
+        if isinstance(value, Shards):
+            plain: Any = {
+                "folder": value.folder,
+                "shards": [{"name": s.name, "events": s.events, "bytes": s.bytes} for s in value],
+            }
+        else:
+            plain = value.tolist() if isinstance(value, np.ndarray | np.generic) else value
         try:
             json.dumps(plain)
         except (TypeError, ValueError) as exc:
