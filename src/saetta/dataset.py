@@ -109,9 +109,10 @@ class Dataset:
             it is then taken as described, not opened nor even stat'ed (its units
             check the entries when they run).
         tree
-            The tree (ROOT) holding the events; ignored for Parquet.
+            The tree (ROOT) or group (HDF5; the root group when the file has no
+            ``Events``) holding the events; ignored for Parquet.
         format
-            ``"root"`` or ``"parquet"``; by default taken from each file's suffix.
+            ``"root"``, ``"parquet"`` or ``"hdf5"``; by default taken from each file's suffix.
         name
             A label shown in reports.
         storage_options

@@ -14,7 +14,9 @@ from saetta.analyses import adl
 from saetta.formats import available_formats, open_reader
 
 
-@pytest.fixture(params=[*available_formats(), "rntuple"])
+# HDF5 holds fixed-size matrices, not NanoAOD's variable-length collections: its reader
+# has its own contract tests, in tests/test_format_hdf5.py.
+@pytest.fixture(params=[*(f for f in available_formats() if f != "hdf5"), "rntuple"])
 def path(request: pytest.FixtureRequest) -> Path:
     fixture = {"root": "sample_root", "parquet": "sample_parquet", "rntuple": "sample_rntuple"}
     result: Path = request.getfixturevalue(fixture[request.param])

@@ -2,6 +2,7 @@
 
 - :mod:`saetta.formats.root`: ROOT TTree and RNTuple, through uproot.
 - :mod:`saetta.formats.parquet`: Parquet, through pyarrow; row groups are the natural split.
+- :mod:`saetta.formats.hdf5`: table-like HDF5 groups, through h5py; chunks are the natural split.
 
 - :mod:`saetta.formats.pool`: the readers a process keeps open, shared by its units.
 - :mod:`saetta.formats.column_cache`: decoded columns kept on disk, for any reader.
@@ -42,8 +43,16 @@ __all__ = [
 _FORMATS = {
     "root": "saetta.formats.root:RootReader",
     "parquet": "saetta.formats.parquet:ParquetReader",
+    "hdf5": "saetta.formats.hdf5:HDF5Reader",
 }
-_SUFFIXES = {".root": "root", ".parquet": "parquet", ".parq": "parquet", ".pq": "parquet"}
+_SUFFIXES = {
+    ".root": "root",
+    ".parquet": "parquet",
+    ".parq": "parquet",
+    ".pq": "parquet",
+    ".h5": "hdf5",
+    ".hdf5": "hdf5",
+}
 
 
 def available_formats() -> list[str]:
