@@ -46,6 +46,8 @@ ELSEWHERE = {
     "saetta run agc": "tests/test_agc_workflow.py, tests/test_agc_reference.py",
     "saetta fit agc.root": "tests/test_agc_workflow.py, tests/test_fit.py",
     "saetta train": "tests/test_ml_training.py (local ranks, SIGKILL and resume, real SLURM)",
+    "saetta simulate showers": "tests/test_fastsim_cli.py, tests/test_fastsim_production.py",
+    "saetta fastsim": "tests/test_fastsim_cli.py (the README's sequence, end to end)",
 }
 #: Sizes made small so the test stays quick; nothing else is changed.
 SMALLER = {"saetta demo": "saetta demo --events 3000", "--events 200000": "--events 2000"}

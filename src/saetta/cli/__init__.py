@@ -13,7 +13,9 @@ keeps its traceback.
 - :mod:`~saetta.cli.housekeeping`: ``saetta cache``, ``saetta runs``;
 - :mod:`~saetta.cli.generate`: ``saetta generate`` (synthetic files, the AGC's Pythia samples);
 - :mod:`~saetta.cli.fit`: ``saetta fit`` (the HistFactory fit of a result);
-- :mod:`~saetta.cli.train`: ``saetta train`` (a training script as a distributed job).
+- :mod:`~saetta.cli.train`: ``saetta train`` (a training script as a distributed job);
+- :mod:`~saetta.cli.fastsim`: ``saetta simulate showers``, ``saetta fastsim train | generate |
+  evaluate`` (calorimeter showers, simulated in detail and learned).
 """
 
 from __future__ import annotations
@@ -27,7 +29,18 @@ from typing import Any
 import click
 
 from saetta._version import __version__
-from saetta.cli import demo, fit, generate, housekeeping, inspect, run, testbeds, train, usecase
+from saetta.cli import (
+    demo,
+    fastsim,
+    fit,
+    generate,
+    housekeeping,
+    inspect,
+    run,
+    testbeds,
+    train,
+    usecase,
+)
 from saetta.cli.signals import TERMINATED, terminate
 from saetta.errors import SaettaError, SaettaWarning
 from saetta.storage import scrub
@@ -48,6 +61,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     A real one:   saetta generate agc data/agc; saetta run agc data/agc/samples.yaml -o agc.root;
                   saetta fit agc.root
     Train:        saetta train examples/ttbar_vs_wjets.py --workers 2 --epochs 5
+    Fast sim:     saetta simulate showers showers/; saetta fastsim train showers/
     """
     ctx.obj = {"debug": debug}
 
@@ -62,6 +76,8 @@ for command in (
     generate.generate,
     fit.fit,
     train.train,
+    fastsim.simulate,
+    fastsim.fastsim,
     usecase.plan,
     usecase.validate,
 ):
