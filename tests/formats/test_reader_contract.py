@@ -120,3 +120,20 @@ def test_missing_branch_in_some_files(tmp_path: Path, small_files: list[Path]) -
     report = info.value.result.report  # type: ignore[attr-defined]
     assert report.events_processed == 400
     assert [f.unit.path for f in report.failures] == [str(other)]
+
+
+def test_one_reader_read_from_many_threads_at_once(path: Path) -> None:
+    # The ML loader's prefetch threads share a process's reader of a file: overlapping
+    # reads must each get their own rows (a shared Parquet reader once lost units here).
+    from concurrent.futures import ThreadPoolExecutor
+
+    reader = open_reader(str(path))
+    ranges = [(s, s + 1_250) for s in range(0, 20_000, 1_250)]
+    columns = ["MET_pt", "Jet_pt"]
+    serial = [reader.read(columns, a, b)["MET_pt"] for a, b in ranges]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(3):
+            parallel = list(pool.map(lambda r: reader.read(columns, *r)["MET_pt"], ranges))
+            for one, other in zip(serial, parallel, strict=True):
+                np.testing.assert_array_equal(one, other)
+    reader.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ class ParquetReader:
         shown = redact(path)
         url, options = open_target(path, storage)
         self._handle: Any = None
+        self._lock = threading.Lock()
         with opening(shown, "Parquet", _UNREADABLE):
             if is_remote(path):
                 # No read-ahead: fsspec's default would fetch from a column to the end
@@ -88,7 +90,11 @@ class ParquetReader:
         last = max(i for i in range(len(starts) - 1) if starts[i] < stop)
         groups = list(range(first, last + 1))
         try:
-            table = self._file.read_row_groups(groups, columns=list(columns))
+            # One ParquetFile is shared by the threads of a process (the reader pool, the
+            # ML loader's prefetch); its pre-buffered reads are not safe to overlap
+            # ("ReadRangeCache did not find matching cache entry").
+            with self._lock:
+                table = self._file.read_row_groups(groups, columns=list(columns))
         except (pa.ArrowException, OSError, ValueError) as exc:
             msg = (
                 f"cannot read {', '.join(columns)} [{start}:{stop}] of {redact(self.path)} ({exc})"
