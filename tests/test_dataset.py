@@ -146,7 +146,10 @@ def test_file_names_with_glob_characters(
         ("{files: [a.root], tree: [a]}", "'tree' must be a name"),
         ("{files: [a.root], storage_options: x}", "'storage_options' must map a protocol"),
         ("{files: [a.root], storage_options: {s3: 1}}", "'storage_options' must map a protocol"),
-        ("{files: [a.root], format: csv}", "'format' must be one of hdf5, parquet, root"),
+        (
+            "{files: [a.root], format: csv}",
+            "'format' must be one of fits, hdf5, parquet, root, strain",
+        ),
         ("{files: [a.root], tre: Events}", "unknown key 'tre'"),
         ("[a.root]", "must be a mapping"),
     ],

@@ -20,9 +20,9 @@ LAYERS = {
     "formats": 2,
     "dataset": 3, "catalog": 3, "units": 3, "metadata": 3, "samples": 3,
     "events": 4, "kernels": 4, "systematics": 4,
-    "accumulate": 5, "inference": 5, "shards": 5,
+    "accumulate": 5, "inference": 5, "shards": 5, "tables": 5,
     "execute": 6,
-    "usecase": 7, "ml": 7, "fastsim": 7,
+    "usecase": 7, "ml": 7, "fastsim": 7, "astro": 7,
     "output": 8, "plot": 8, "fit": 8,
     "cli": 9, "analyses": 9, "datagen": 9, "pythia": 9, "generation": 9, "__main__": 9,
 }  # fmt: skip

@@ -27,6 +27,7 @@ def test_all_is_pinned() -> None:
         "Samples",
         "Shards",
         "StorageError",
+        "Table",
         "UnitError",
         "UseCase",
         "UseCaseError",
@@ -46,7 +47,7 @@ def test_all_is_pinned() -> None:
 
 def test_registries() -> None:
     assert saetta.available_executors() == ["dask", "local", "processes"]
-    assert saetta.available_formats() == ["hdf5", "parquet", "root"]
+    assert saetta.available_formats() == ["fits", "hdf5", "parquet", "root", "strain"]
 
 
 def test_errors_share_one_root() -> None:

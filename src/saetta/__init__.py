@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from saetta.output import save
     from saetta.samples import Sample, Samples
     from saetta.shards import Shards, write_shard
+    from saetta.tables import Table
     from saetta.usecase import Calibration, Plan, Requirement, UseCase, Validation
 
 # The rest loads on first use: ``import saetta`` stays cheap (numpy, awkward, uproot and
@@ -66,6 +67,7 @@ _LAZY = {
     "Sample": "saetta.samples",
     "Samples": "saetta.samples",
     "Shards": "saetta.shards",
+    "Table": "saetta.tables",
     "write_shard": "saetta.shards",
     "save": "saetta.output",
     "Calibration": "saetta.usecase",
@@ -96,6 +98,7 @@ __all__ = [
     "Samples",
     "Shards",
     "StorageError",
+    "Table",
     "UnitError",
     "UseCase",
     "UseCaseError",

@@ -1,10 +1,11 @@
 """Stage: accumulate (layer 5) — how partial results of work units merge into one.
 
 An analysis returns a *result*: a ``hist.Hist`` (or any boost-histogram), a
-number, a numpy array, the :class:`~saetta.shards.Shards` it wrote, or a dict
-whose values are results. Two results of the same shape merge by summing:
-histograms bin by bin, numbers and arrays element-wise, shards by listing both
-(never one file twice), dicts key by key (a key present on one side only is kept).
+number, a numpy array, the :class:`~saetta.shards.Shards` it wrote, a
+:class:`~saetta.tables.Table` of rows it found, or a dict whose values are
+results. Two results of the same shape merge by summing: histograms bin by bin,
+numbers and arrays element-wise, shards by listing both (never one file twice),
+tables by appending rows, dicts key by key (a key present on one side only is kept).
 
 Merging happens in work-unit order, so the outcome does not depend on the
 executor or on which unit finished first.
@@ -22,15 +23,16 @@ import numpy as np
 
 from saetta.errors import AnalysisError
 from saetta.shards import Shards
+from saetta.tables import Table
 
 __all__ = ["check", "compatible", "merge"]
 
-_KINDS = "hist.Hist, numbers, numpy arrays, saetta.Shards, or dicts of them"
+_KINDS = "hist.Hist, numbers, numpy arrays, saetta.Shards, saetta.Table, or dicts of them"
 
 
 def check(result: Any, where: str = "result") -> None:
     """Raise :class:`AnalysisError` unless ``result`` is something saetta can merge."""
-    if isinstance(result, bh.Histogram | numbers.Number | np.ndarray | Shards):
+    if isinstance(result, bh.Histogram | numbers.Number | np.ndarray | Shards | Table):
         if isinstance(result, bool | np.bool_):
             msg = f"{where} is a bool, which cannot be summed; return a count instead"
             raise AnalysisError(msg, key=where)
@@ -83,6 +85,9 @@ def compatible(total: Any, part: Any, where: str = "result") -> None:
     if isinstance(total, numbers.Number) and isinstance(part, numbers.Number):
         return
     if isinstance(total, Shards) and isinstance(part, Shards):
+        total.compatible(part, where)
+        return
+    if isinstance(total, Table) and isinstance(part, Table):
         total.compatible(part, where)
         return
     msg = (

@@ -13,10 +13,13 @@ from saetta._typing import Jagged
 from saetta.analyses import adl
 from saetta.formats import available_formats, open_reader
 
+# HDF5 and FITS hold fixed-size matrices, not NanoAOD's variable-length collections, and
+# strain files a time series: their readers have their own contract tests, in
+# tests/test_format_hdf5.py, tests/test_format_fits.py and tests/test_format_strain.py.
+_OWN_CONTRACT = ("hdf5", "fits", "strain")
 
-# HDF5 holds fixed-size matrices, not NanoAOD's variable-length collections: its reader
-# has its own contract tests, in tests/test_format_hdf5.py.
-@pytest.fixture(params=[*(f for f in available_formats() if f != "hdf5"), "rntuple"])
+
+@pytest.fixture(params=[*(f for f in available_formats() if f not in _OWN_CONTRACT), "rntuple"])
 def path(request: pytest.FixtureRequest) -> Path:
     fixture = {"root": "sample_root", "parquet": "sample_parquet", "rntuple": "sample_rntuple"}
     result: Path = request.getfixturevalue(fixture[request.param])
@@ -76,7 +79,7 @@ def test_missing_branch_suggests_near_miss(path: Path) -> None:
     assert isinstance(info.value, KeyError)
 
 
-@pytest.mark.parametrize("suffix", [".root", ".parquet"])
+@pytest.mark.parametrize("suffix", [".root", ".parquet", ".fits"])
 @pytest.mark.parametrize(
     ("content", "what"),
     [(b"", "empty"), (os.urandom(4096), "random bytes"), (b"PAR1" + os.urandom(100), "bad magic")],

@@ -13,6 +13,8 @@ A result is encoded exactly — the same bits come back — as:
 - ``{"$array": dtype, "shape": [...], "data": base64}``: a numeric numpy array;
 - ``{"$scalar": dtype, "data": base64}``: a numpy number;
 - ``{"$shards": folder, "files": [[name, events, bytes], ...]}``: the shards a unit wrote;
+- ``{"$table": [[name, {"$array": ...}], ...]}``: a :class:`~saetta.tables.Table`, its
+  columns in order;
 - ``{"$complex": [re, im]}``, ``{"$fraction": "n/d"}``, ``{"$decimal": "text"}``;
 - ``{"$hist": class, "uhi": {...}, "raw": {...}}``: a histogram; ``uhi`` is
   boost-histogram's UHI serialisation of its axes, storage type and metadata
@@ -40,9 +42,10 @@ import numpy as np
 from boost_histogram import serialization as uhi_serialization
 
 from saetta.dataset import WorkUnit, file_key
-from saetta.errors import DatasetError
+from saetta.errors import AnalysisError, DatasetError
 from saetta.execute.outcome import UnitOutcome
 from saetta.shards import Shard, Shards
+from saetta.tables import Table
 
 __all__ = ["RECORD_VERSION", "RecordError", "decode_result", "encode_result", "record", "unrecord"]
 
@@ -81,6 +84,9 @@ def encode_result(value: Any, where: str = "result") -> Any:
         raise RecordError(msg)
     if isinstance(value, int | float):
         return value
+    if isinstance(value, Table):
+        columns = value.columns.items()
+        return {"$table": [[k, _encode_other(v, f"{where}[{k!r}]")] for k, v in columns]}
     return _encode_other(value, where)
 
 
@@ -293,6 +299,26 @@ def _decode_scalar(document: dict[str, Any], where: str) -> Any:
     return np.frombuffer(_bytes(document["data"], dtype.itemsize, where), dtype=dtype)[0]
 
 
+def _decode_table(document: dict[str, Any], where: str) -> Table:
+    _require(document, {"$table"}, where)
+    items = document["$table"]
+    if not isinstance(items, list) or not all(
+        isinstance(i, list) and len(i) == 2 and isinstance(i[0], str) and isinstance(i[1], dict)
+        for i in items
+    ):
+        msg = f"{where}: $table must list [name, array] pairs"
+        raise RecordError(msg)
+    names = [name for name, _ in items]
+    if len(set(names)) != len(names):
+        msg = f"{where}: $table names a column twice"
+        raise RecordError(msg)
+    columns = {name: _decode_array(array, f"{where}[{name!r}]") for name, array in items}
+    try:
+        return Table(columns)
+    except AnalysisError as exc:
+        raise RecordError(f"{where}: {exc}") from None
+
+
 def _decode_shards(document: dict[str, Any], where: str) -> Shards:
     _require(document, {"$shards", "files"}, where)
     folder, files = document["$shards"], document["files"]
@@ -398,6 +424,7 @@ _DECODERS = {
     "$scalar": _decode_scalar,
     "$complex": _decode_complex,
     "$shards": _decode_shards,
+    "$table": _decode_table,
     "$fraction": _decode_fraction,
     "$decimal": _decode_decimal,
     "$hist": _decode_histogram,

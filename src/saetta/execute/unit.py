@@ -160,6 +160,9 @@ def _attempt(
                     "tree": unit.tree,
                     "start": unit.start,
                     "stop": unit.stop,
+                    # File-level facts the format keeps beside its columns (a FITS
+                    # header's keywords: a gamma-ray observation's pointing).
+                    "header": dict(getattr(reader, "header", {})),
                 },
             )
             result = function(events)
@@ -271,7 +274,7 @@ def empty_result(analysis: Analysis, info: FileInfo, options: UnitOptions = Unit
     """
     events = build_events(
         UnitColumns(_NoEntries(info), 0, 0),
-        attrs={"path": info.path, "start": 0, "stop": 0, "tree": info.tree},
+        attrs={"path": info.path, "start": 0, "stop": 0, "tree": info.tree, "header": {}},
     )
     try:
         with _deadline(options.unit_timeout):

@@ -3,6 +3,8 @@
 - :mod:`saetta.formats.root`: ROOT TTree and RNTuple, through uproot.
 - :mod:`saetta.formats.parquet`: Parquet, through pyarrow; row groups are the natural split.
 - :mod:`saetta.formats.hdf5`: table-like HDF5 groups, through h5py; chunks are the natural split.
+- :mod:`saetta.formats.fits`: FITS binary tables (gamma-ray event lists), row ranges.
+- :mod:`saetta.formats.strain`: gravitational-wave strain (GWOSC HDF5) as padded time windows.
 
 - :mod:`saetta.formats.pool`: the readers a process keeps open, shared by its units.
 - :mod:`saetta.formats.column_cache`: decoded columns kept on disk, for any reader.
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from saetta._registry import load
 from saetta.errors import DatasetError, FormatError, MissingBranchError, StorageError
-from saetta.storage import StorageOptions, is_remote
+from saetta.storage import StorageOptions, is_remote, open_target, retrying
 
 if TYPE_CHECKING:
     from saetta._typing import Reader
@@ -35,6 +37,7 @@ __all__ = [
     "describe",
     "format_of",
     "open_reader",
+    "open_remote",
     "opening",
     "reason",
     "require_columns",
@@ -44,6 +47,8 @@ _FORMATS = {
     "root": "saetta.formats.root:RootReader",
     "parquet": "saetta.formats.parquet:ParquetReader",
     "hdf5": "saetta.formats.hdf5:HDF5Reader",
+    "fits": "saetta.formats.fits:FITSReader",
+    "strain": "saetta.formats.strain:StrainReader",
 }
 _SUFFIXES = {
     ".root": "root",
@@ -52,6 +57,9 @@ _SUFFIXES = {
     ".pq": "parquet",
     ".h5": "hdf5",
     ".hdf5": "hdf5",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".fits.gz": "fits",
 }
 
 
@@ -64,6 +72,8 @@ def format_of(path: str) -> str:
     """The format name for a file path, from its suffix."""
     name = path.split("?", 1)[0] if is_remote(path) else path
     suffix = os.path.splitext(name)[1].lower()
+    if suffix == ".gz":
+        suffix = os.path.splitext(name[:-3])[1].lower() + suffix
     try:
         return _SUFFIXES[suffix]
     except KeyError:
@@ -103,11 +113,31 @@ class FileDescription:
         return "\n".join(parts)
 
 
-def describe(path: str, tree: str | None = None) -> FileDescription:
-    """Describe an event file with its format's reader module (only ``tree``, if given)."""
-    module, _, _ = _FORMATS[format_of(path)].partition(":")
+def describe(path: str, tree: str | None = None, *, format: str | None = None) -> FileDescription:
+    """Describe an event file with its format's reader module (only ``tree``, if given).
+
+    Without ``format``, the suffix decides, except that an HDF5 file holding a
+    gravitational-wave strain series (GWOSC's ``strain/Strain``) is described as one.
+    """
+    name = format or format_of(path)
+    if format is None and name == "hdf5" and _holds_strain(path):
+        name = "strain"
+    if name not in _FORMATS:
+        msg = f"unknown format {name!r}; available: {', '.join(available_formats())}"
+        raise DatasetError(msg, path=path)
+    module, _, _ = _FORMATS[name].partition(":")
     found: FileDescription = load(f"{module}:describe")(path, tree)
     return found
+
+
+def _holds_strain(path: str) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return isinstance(f.get("strain/Strain"), h5py.Dataset)
+    except (OSError, ValueError):
+        return False  # not readable: the HDF5 description says why
 
 
 @contextlib.contextmanager
@@ -126,6 +156,16 @@ def opening(shown: str, kind: str, unreadable: tuple[type[Exception], ...]) -> I
     except unreadable as exc:
         msg = f"{shown} is not a readable {kind} file ({reason(exc)})"
         raise FormatError(msg, path=shown) from exc
+
+
+def open_remote(path: str, storage: StorageOptions | None, **options: Any) -> Any:
+    """A file object (fsspec's) for a remote file, opened with the storage's retries;
+    ``options`` go to ``fs.open`` (``cache_type="none"``: no read-ahead)."""
+    import fsspec
+
+    url, protocol_options = open_target(path, storage)
+    fs, remote = fsspec.core.url_to_fs(url, **protocol_options)
+    return retrying(lambda: fs.open(remote, "rb", **options), path, storage or StorageOptions())
 
 
 def reason(exc: BaseException) -> str:

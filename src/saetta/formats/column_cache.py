@@ -78,6 +78,10 @@ class CachedReader:
         return self._reader.boundaries
 
     @property
+    def header(self) -> Mapping[str, Any]:
+        return getattr(self._reader, "header", {})
+
+    @property
     def bytes_read(self) -> int:
         return self._reader.bytes_read
 

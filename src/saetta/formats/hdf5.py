@@ -40,19 +40,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import fsspec
 import h5py
 import numpy as np
 
 from saetta._typing import Column, Jagged
 from saetta.errors import FormatError
-from saetta.formats import opening, reason, require_columns
-from saetta.storage import StorageOptions, is_remote, open_target, redact, retrying
+from saetta.formats import open_remote, opening, reason, require_columns
+from saetta.storage import StorageOptions, is_remote, open_target, redact
 
 if TYPE_CHECKING:
     from saetta.formats import FileDescription
 
-__all__ = ["HDF5Reader", "describe"]
+__all__ = ["HDF5Reader", "describe", "open_hdf5"]
 
 # h5py raises OSError for most damage; a damaged object header can give the others.
 _UNREADABLE = (OSError, ValueError, RuntimeError, TypeError, LookupError)
@@ -78,6 +77,18 @@ class _Stored:
     chunk_rows: int
 
 
+def open_hdf5(path: str, storage: StorageOptions | None) -> tuple[Any, Any]:
+    """An HDF5 file (local or remote) read-only, and the remote file object under it
+    (None for a local file), for the caller to close after the file."""
+    if is_remote(path):
+        handle = open_remote(path, storage)
+        return h5py.File(handle, "r"), handle
+    # HDF5's default file locking (HDF5_USE_FILE_LOCKING): a file opened twice in one
+    # process must be opened with the same locking both times.
+    url, _ = open_target(path, storage)
+    return h5py.File(url, "r"), None
+
+
 class HDF5Reader:
     """Reads the numeric datasets of one group of an HDF5 file as columns, by entry ranges."""
 
@@ -87,19 +98,8 @@ class HDF5Reader:
         self.path = path
         self.tree = tree
         shown = redact(path)
-        url, options = open_target(path, storage)
-        self._handle: Any = None
         with opening(shown, "HDF5", _UNREADABLE):
-            if is_remote(path):
-                fs, remote = fsspec.core.url_to_fs(url, **options)
-                self._handle = retrying(
-                    lambda: fs.open(remote, "rb"), path, storage or StorageOptions()
-                )
-                self._file: Any = h5py.File(self._handle, "r")
-            else:
-                # HDF5's default file locking (HDF5_USE_FILE_LOCKING): a file opened
-                # twice in one process must be opened with the same locking both times.
-                self._file = h5py.File(url, "r")
+            self._file, self._handle = open_hdf5(path, storage)
         try:
             group, where = self._group(tree, shown)
             self._where = where

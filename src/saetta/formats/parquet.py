@@ -7,15 +7,14 @@ from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from saetta._typing import Column, Jagged
 from saetta.errors import FormatError
-from saetta.formats import opening, require_columns
-from saetta.storage import StorageOptions, is_remote, open_target, redact, retrying
+from saetta.formats import open_remote, opening, require_columns
+from saetta.storage import StorageOptions, is_remote, open_target, redact
 
 if TYPE_CHECKING:
     from saetta.formats import FileDescription
@@ -37,22 +36,16 @@ class ParquetReader:
         self.path = path
         self.tree = tree
         shown = redact(path)
-        url, options = open_target(path, storage)
         self._handle: Any = None
         self._lock = threading.Lock()
         with opening(shown, "Parquet", _UNREADABLE):
             if is_remote(path):
                 # No read-ahead: fsspec's default would fetch from a column to the end
                 # of the file; pyarrow asks for exactly the column chunks it needs.
-                fs, remote = fsspec.core.url_to_fs(url, **options)
-                self._handle = retrying(
-                    lambda: fs.open(remote, "rb", cache_type="none"),
-                    path,
-                    storage or StorageOptions(),
-                )
+                self._handle = open_remote(path, storage, cache_type="none")
                 self._file = pq.ParquetFile(self._handle)
             else:
-                self._file = pq.ParquetFile(url)
+                self._file = pq.ParquetFile(open_target(path, storage)[0])
         meta = self._file.metadata
         rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
         # A damaged row count (a trillion, or negative) would be cut into as many units.

@@ -13,6 +13,7 @@ from saetta.errors import SaettaError
 from saetta.execute import Result
 from saetta.output.walk import STORAGES, flatten, is_category
 from saetta.shards import Shards
+from saetta.tables import Table
 
 __all__ = ["to_json"]
 
@@ -36,6 +37,8 @@ def to_json(result: Result) -> dict[str, Any]:
                 "folder": value.folder,
                 "shards": [{"name": s.name, "events": s.events, "bytes": s.bytes} for s in value],
             }
+        elif isinstance(value, Table):
+            plain = {"table": value.to_dict()}
         else:
             plain = value.tolist() if isinstance(value, np.ndarray | np.generic) else value
         try:
