@@ -201,10 +201,13 @@ def test_readme_yaml_blocks_are_valid_configurations(
     from saetta.usecase import UseCase
 
     blocks = _blocks("yaml")
-    assert len(blocks) == 2
-    testbeds, usecase = blocks
+    assert len(blocks) == 3
+    testbeds, usecase, astro = blocks
     (tmp_path / "testbeds.yaml").write_text(testbeds)
     loaded = load_testbeds(tmp_path / "testbeds.yaml")
     assert {"lab", "slurm-local", "condor"} <= set(loaded)
     parsed = UseCase.from_dict(yaml.safe_load(usecase), str(README))
     assert parsed.analysis == "adl.q5"
+    crab = UseCase.from_dict(yaml.safe_load(astro), str(README))
+    assert crab.analysis == "gamma"
+    assert crab.requirement.events == 1e10

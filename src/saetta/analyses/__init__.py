@@ -1,7 +1,9 @@
 """Stage: analyses (layer 9) — analyses shipped with saetta.
 
 - :mod:`saetta.analyses.adl`: the eight IRIS-HEP ADL benchmark queries;
-- :mod:`saetta.analyses.agc`: the Analysis Grand Challenge ttbar measurement.
+- :mod:`saetta.analyses.agc`: the Analysis Grand Challenge ttbar measurement;
+- :mod:`saetta.analyses.gamma`: a gamma-ray source's ON/OFF analysis (θ², Li & Ma);
+- :mod:`saetta.analyses.gw`: a matched-filter search of gravitational-wave strain.
 """
 
 from __future__ import annotations
@@ -24,12 +26,18 @@ def load_analysis(spec: str) -> Callable[[Any], Any]:
 
     - ``adl``: all eight ADL queries; ``adl.q5``: one of them;
     - ``agc``: the Analysis Grand Challenge ttbar analysis (run it over a samples file);
+    - ``gamma``: the ON/OFF analysis of gamma-ray event lists, with its defaults (the
+      source from each file's ``RA_OBJ``/``DEC_OBJ``; ``saetta gamma`` sets the rest);
     - ``path/to/file.py:function`` or ``package.module:function``.
     """
     if spec == "agc":
         from saetta.analyses import agc
 
         return agc.analysis
+    if spec == "gamma":
+        from saetta.analyses import gamma
+
+        return gamma.OnOff()
     if spec == "adl" or spec.startswith("adl."):
         from saetta.analyses import adl
 
@@ -42,7 +50,7 @@ def load_analysis(spec: str) -> Callable[[Any], Any]:
         return adl.QUERIES[query]
     where, sep, name = spec.rpartition(":")
     if not sep or not where or not name:
-        msg = f"cannot find analysis {spec!r}: give 'adl', 'adl.qN', 'agc', 'file.py:function' or 'module:function'"
+        msg = f"cannot find analysis {spec!r}: give 'adl', 'adl.qN', 'agc', 'gamma', 'file.py:function' or 'module:function'"
         raise SaettaError(msg)
     if where.endswith(".py"):
         if not os.path.isfile(where):

@@ -15,7 +15,10 @@ keeps its traceback.
 - :mod:`~saetta.cli.fit`: ``saetta fit`` (the HistFactory fit of a result);
 - :mod:`~saetta.cli.train`: ``saetta train`` (a training script as a distributed job);
 - :mod:`~saetta.cli.fastsim`: ``saetta simulate showers``, ``saetta fastsim train | generate |
-  evaluate`` (calorimeter showers, simulated in detail and learned).
+  evaluate`` (calorimeter showers, simulated in detail and learned);
+- :mod:`~saetta.cli.gamma`: ``saetta gamma`` (ON/OFF analysis of gamma-ray event lists),
+  :mod:`~saetta.cli.gw`: ``saetta gw`` (a matched-filter search of strain files),
+  :mod:`~saetta.cli.strain` with :mod:`~saetta.cli.gamma`: ``saetta generate strain | gamma``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from saetta.cli import (
     demo,
     fastsim,
     fit,
+    gamma,
     generate,
+    gw,
     housekeeping,
     inspect,
     run,
@@ -53,7 +58,8 @@ __all__ = ["cli", "main"]
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """saetta: analyse event data (ROOT, Parquet) from a laptop to a batch system.
+    """saetta: analyse event data (ROOT, Parquet, HDF5, FITS, GW strain) from a laptop
+    to a batch system.
 
     \b
     Start with:   saetta demo
@@ -62,6 +68,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
                   saetta fit agc.root
     Train:        saetta train examples/ttbar_vs_wjets.py --workers 2 --epochs 5
     Fast sim:     saetta simulate showers showers/; saetta fastsim train showers/
+    Gamma rays:   saetta generate gamma obs/; saetta gamma obs/
+    GW strain:    saetta generate strain ligo/; saetta gw ligo/*.hdf5 --injections ligo/injections.parquet
     """
     ctx.obj = {"debug": debug}
 
@@ -78,6 +86,8 @@ for command in (
     train.train,
     fastsim.simulate,
     fastsim.fastsim,
+    gamma.gamma_command,
+    gw.gw_command,
     usecase.plan,
     usecase.validate,
 ):

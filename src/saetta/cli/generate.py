@@ -6,7 +6,9 @@ from typing import Literal
 
 import click
 
+from saetta.cli.gamma import generate_gamma_command
 from saetta.cli.run import EXECUTOR_HELP
+from saetta.cli.strain import strain as generate_strain_command
 from saetta.errors import SaettaError
 
 __all__ = ["generate"]
@@ -15,7 +17,9 @@ __all__ = ["generate"]
 @click.group()
 def generate() -> None:
     """Write event files for trying saetta out: synthetic NanoAOD-like files (nanoaod),
-    or the Analysis Grand Challenge samples generated with Pythia 8 (agc)."""
+    the Analysis Grand Challenge samples generated with Pythia 8 (agc), gamma-ray
+    observations as DL3 event lists (gamma), gravitational-wave strain in the GWOSC
+    layout with injected chirps (strain)."""
 
 
 @generate.command("nanoaod")
@@ -126,3 +130,7 @@ def generate_agc_command(
         progress=progress,
     )
     click.echo(f"wrote {target}")
+
+
+generate.add_command(generate_gamma_command)
+generate.add_command(generate_strain_command)

@@ -151,6 +151,7 @@ def run(
       adl                    all eight ADL benchmark queries, in one pass
       adl.q5                 one of them (q1 ... q8)
       agc                    the Analysis Grand Challenge ttbar analysis (FILES: samples.yaml)
+      gamma                  the ON/OFF analysis of gamma-ray event lists (see saetta gamma)
       my_analysis.py:func    a function events -> dict of hist.Hist / numbers
       package.module:func    the same, importable
 
