@@ -141,7 +141,7 @@ class _Table:
     data_start: int
     row_bytes: int
     rows: int
-    header: Any  # astropy.io.fits.Header
+    header: dict[str, Any]  # the header's keywords and values
 
 
 class FITSReader:
@@ -301,27 +301,36 @@ def _named(fields: Mapping[str, _Field]) -> dict[str, _Named]:
     return named
 
 
+# astropy's FITS parsing and the warning filters around it are process-wide state: two
+# threads opening files at once (the reader pool, prefetching) must take turns.
+_ASTROPY = threading.Lock()
+
+
 def _tables(handle: Any) -> list[_Table]:
     """Every binary-table HDU of a FITS file, from its headers (no table data is read)."""
-    with warnings.catch_warnings():
-        # A non-standard card is astropy's warning; saetta checks what it reads itself.
+    tables = []
+    with _ASTROPY, warnings.catch_warnings():
+        # A non-standard card, or a file shorter than its headers say, is astropy's
+        # warning; saetta checks what it reads itself (a truncated table fails its units).
         warnings.simplefilter("ignore", AstropyWarning)
         hdus = fits.open(handle, memmap=False, lazy_load_hdus=True, cache=False)
-        found = list(enumerate(hdus))
-    tables = []
-    for index, hdu in found:
-        if isinstance(hdu, fits.BinTableHDU):
-            info = hdus.fileinfo(index)
-            header = hdu.header
-            tables.append(
-                _Table(
-                    str(hdu.name),
-                    int(info["datLoc"]),
-                    int(header["NAXIS1"]),
-                    int(header["NAXIS2"]),
-                    header,
+        for index, hdu in enumerate(hdus):
+            if isinstance(hdu, fits.BinTableHDU):
+                info = hdus.fileinfo(index)
+                header = {
+                    card.keyword: card.value
+                    for card in hdu.header.cards
+                    if card.keyword and card.keyword not in ("COMMENT", "HISTORY")
+                }
+                tables.append(
+                    _Table(
+                        str(hdu.name),
+                        int(info["datLoc"]),
+                        int(header["NAXIS1"]),
+                        int(header["NAXIS2"]),
+                        header,
+                    )
                 )
-            )
     return tables
 
 
@@ -336,7 +345,9 @@ def _choose(tables: Sequence[_Table], tree: str, shown: str) -> _Table:
     raise FormatError(msg, path=shown, tree=tree)
 
 
-def _fields(header: Any, row_bytes: int, shown: str) -> tuple[dict[str, _Field], list[str]]:
+def _fields(
+    header: Mapping[str, Any], row_bytes: int, shown: str
+) -> tuple[dict[str, _Field], list[str]]:
     """The decodable columns of a table header, and the others (name and TFORM)."""
     fields: dict[str, _Field] = {}
     skipped: list[str] = []
@@ -365,17 +376,14 @@ def _fields(header: Any, row_bytes: int, shown: str) -> tuple[dict[str, _Field],
     return fields, skipped
 
 
-def _keywords(header: Any) -> dict[str, Any]:
-    kept: dict[str, Any] = {}
-    for card in header.cards:
-        key = card.keyword
-        if not key or key in ("COMMENT", "HISTORY") or key in _STRUCTURAL:
-            continue
-        if key.startswith(_STRUCTURAL_PREFIXES):
-            continue
-        if isinstance(card.value, bool | int | float | str):
-            kept[key] = card.value
-    return kept
+def _keywords(header: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in header.items()
+        if key not in _STRUCTURAL
+        and not key.startswith(_STRUCTURAL_PREFIXES)
+        and isinstance(value, bool | int | float | str)
+    }
 
 
 def describe(path: str, tree: str | None = None) -> FileDescription:
