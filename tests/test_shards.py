@@ -221,3 +221,21 @@ def test_hdf5_shards_and_own_writers(tmp_path: Path) -> None:
     with pytest.raises(saetta.AnalysisError, match="different lengths"):
         saetta.write_shard(None, tmp_path, {"x": [1], "y": [1, 2]}, name="bad.parquet")
     assert not (tmp_path / "bad.parquet").exists()
+
+
+def test_a_stale_partial_of_the_same_shard_is_removed(tmp_path: Path) -> None:
+    """What an attempt killed mid-write left goes once the shard is written; another
+    shard's partial (perhaps being written right now) and the user's files stay."""
+    folder = tmp_path / "skims"
+    folder.mkdir()
+    stale = folder / ".mine.parquet.partial-999999"
+    other = folder / ".theirs.parquet.partial-999999"
+    users = folder / "notes.txt"
+    for path in (stale, other, users):
+        path.write_text("x")
+    shards = saetta.write_shard(None, folder, {"x": np.arange(3.0)}, name="mine.parquet")
+    assert shards.events == 3
+    assert not stale.exists()
+    assert other.exists()
+    assert users.exists()
+    assert pq.read_table(folder / "mine.parquet")["x"].to_pylist() == [0.0, 1.0, 2.0]

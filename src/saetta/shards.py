@@ -26,6 +26,7 @@ The run's result lists every shard with its events and bytes
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -148,6 +149,10 @@ def write_shard(
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
+    # An earlier attempt at this unit killed mid-write (a worker that died, or a pool
+    # torn down when another one did) left its partial file: saetta's own, now stale.
+    for stale in target.parent.glob(f".{glob.escape(name)}.partial-*"):
+        stale.unlink(missing_ok=True)
     return Shards(folder, {name: Shard(name, written, target.stat().st_size)})
 
 
